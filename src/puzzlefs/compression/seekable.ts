@@ -9,7 +9,8 @@
  *
  * Pure: works on bytes the caller has already verified; no I/O.
  */
-import { DCtx } from "zstd-napi/binding.js";
+// binding.js is CommonJS that re-exports a native addon: Node cannot see its names statically, so take the default export.
+import zstd from "zstd-napi/binding.js";
 import { PfsError } from "../../common/errors.ts";
 
 export const SEEKABLE_MAGIC = 0x8f92eab1;
@@ -77,7 +78,7 @@ export function parseSeekTable(blob: Uint8Array, what: string, maxFrame = DEFAUL
   return { frameCount, cOffsets, dOffsets, checksums };
 }
 
-let dctx: DCtx | undefined;
+let dctx: InstanceType<typeof zstd.DCtx> | undefined;
 
 export class SeekableReader {
   readonly table: SeekTable;
@@ -117,7 +118,7 @@ export class SeekableReader {
     if (want === 0) return out;
     let n: number;
     try {
-      dctx ??= new DCtx();
+      dctx ??= new zstd.DCtx();
       // A table entry may cover two frames (zeekstd 0.5 quirk, §3.6); ZSTD_decompressDCtx decodes concatenated frames.
       n = dctx.decompress(out, this.blob.subarray(c0, cOffsets[i + 1]!));
     } catch (e) {
