@@ -54,3 +54,12 @@ export function flipByte(path: string, offset: number): void {
   b[offset] = b[offset]! ^ 0xff;
   writeFileSync(path, b);
 }
+
+/** Every rootfs blob we have: the README example and the rootfs of each OCI fixture. */
+export const ROOTFS_FIXTURES: Array<[string, Uint8Array]> = [
+  ["readme-example", readFileSync(join(FIXTURES, "readme-example-rootfs.capnp"))],
+  ["sekien-noop", readBlob(fixtureDir("sekien-noop"), "d4c6b84efac76b1abacb6e8ee42945f816fbedc612e21377b66fc0f829f83083")],
+  ["sekien-zstd", readBlob(fixtureDir("sekien-zstd"), "7e3818cf94a61540ed6e73087c6498f91ea470d6b5914793ede402fd32611009")],
+  ["sekien-delta-noop", readBlob(fixtureDir("sekien-delta-noop"), "7c331469cc429b0aaccfe63d6a5836c32df8df32f97523975fcc78c1af72af18")],
+  ["mixed-noop", readBlob(fixtureDir("mixed-noop"), "50eec5b51267163909d423ca15f0b912a09574901856a286663a6fb5c1a01d35")],
+];
