@@ -65,6 +65,12 @@ export class RootfsView {
     return w === lo ? 0 : w < lo ? -1 : 1;
   }
 
+  /** Mode tag of inode i of `layer` without allocating. */
+  tagAt(layer: number, i: number): number {
+    const l = this.layers[layer]!;
+    return l.dataBytes >= INODE.TAG + 2 ? this.msg.dv.getUint16(l.start + i * l.stride + INODE.TAG, true) : 0;
+  }
+
   ino(s: StructRef): bigint {
     return this.msg.u64(s, INODE.INO);
   }

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { ErrorCode, PfsError } from "../../src/common/errors.ts";
-import { decodeRootfs } from "../../src/puzzlefs/format/decode.ts";
-import { capnpConvertComparable, comparable, decodeWithCapnpEs } from "../helpers/capnp-oracle.ts";
-import { randomRootfs, rng, scatterEncode } from "../helpers/capnp-writer.ts";
-import { ROOTFS_FIXTURES } from "../helpers/oci-fixtures.ts";
+import { ErrorCode, PfsError } from "../../../src/common/errors.ts";
+import { decodeRootfs } from "../../../src/puzzlefs/format/decode.ts";
+import { capnpConvertComparable, comparable, decodeWithCapnpEs } from "../../helpers/capnp-oracle.ts";
+import { randomRootfs, rng, scatterEncode } from "../../helpers/capnp-writer.ts";
+import { ROOTFS_FIXTURES } from "../../helpers/oci-fixtures.ts";
 
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");

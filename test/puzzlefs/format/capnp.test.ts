@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode, PfsError } from "../../src/common/errors.ts";
-import { CapnpMessage } from "../../src/puzzlefs/format/capnp.ts";
+import { ErrorCode, PfsError } from "../../../src/common/errors.ts";
+import { CapnpMessage } from "../../../src/puzzlefs/format/capnp.ts";
 
 // Hand-assembled messages: each segment is a list of 64-bit words (encoding: https://capnproto.org/encoding.html).
 const structPtr = (off: number, dw: number, pc: number) => (BigInt(pc) << 48n) | (BigInt(dw) << 32n) | BigInt((off << 2) >>> 0);

@@ -3,9 +3,9 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ErrorCode, PfsError } from "../../src/common/errors.ts";
-import { SeekableReader, hasSeekableFooter, parseSeekTable } from "../../src/puzzlefs/compression/seekable.ts";
-import { FIXTURES, sha256hex } from "../helpers/oci-fixtures.ts";
+import { ErrorCode, PfsError } from "../../../src/common/errors.ts";
+import { SeekableReader, hasSeekableFooter, parseSeekTable } from "../../../src/puzzlefs/compression/seekable.ts";
+import { FIXTURES, sha256hex } from "../../helpers/oci-fixtures.ts";
 
 const JPG = readFileSync(join(FIXTURES, "SekienAkashita.jpg"));
 const CURRENT = readFileSync(join(FIXTURES, "SekienAkashita.zeekstd.zst"));
