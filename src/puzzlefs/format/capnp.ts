@@ -69,10 +69,11 @@ export class CapnpMessage {
     const len = bytes.length;
     if (len < 8) throw PfsError.format(`${name} framing`, "truncated: shorter than one segment table", { offset: 0, expected: "≥ 8 bytes", got: len });
     const count = this.dv.getUint32(0, true) + 1;
+    // Math, not bit ops: count may be up to 2^32 in garbage input.
+    const header = Math.ceil((4 + 4 * count) / 8) * 8;
+    if (header > len) throw PfsError.format(`${name} framing`, `truncated or not a Cap'n Proto message: segment table for ${count} segments`, { offset: 0, expected: `≥ ${header} bytes`, got: len });
     const maxSeg = limits.maxSegments ?? 512;
     if (count > maxSeg) throw PfsError.limit(`${name} framing @0x0`, `${count} segments > ${maxSeg}`);
-    const header = (4 + 4 * count + 7) & ~7;
-    if (header > len) throw PfsError.format(`${name} framing`, `truncated segment table for ${count} segments`, { offset: 0, expected: `≥ ${header} bytes`, got: len });
     let pos = header;
     for (let i = 0; i < count; i++) {
       const w = this.dv.getUint32(4 + 4 * i, true);

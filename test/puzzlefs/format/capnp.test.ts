@@ -44,9 +44,10 @@ describe("format/capnp framing", () => {
   });
 
   it("refuses too many segments (LIMIT), truncation and trailing bytes (FORMAT)", () => {
-    const many = new Uint8Array(8);
+    const many = new Uint8Array(8 + 4 * 601);
     new DataView(many.buffer).setUint32(0, 600, true);
     expect(err(() => new CapnpMessage(many, "m")).code).toBe(ErrorCode.LIMIT);
+    expect(err(() => new CapnpMessage(many.subarray(0, 100), "m")).message).toMatch(/^m framing @0x0: truncated or not a Cap'n Proto message: segment table for 601 segments/);
     const ok = frame([structPtr(0, 1, 0), 7n]);
     expect(err(() => new CapnpMessage(ok.subarray(0, ok.length - 1), "rootfs")).message).toBe(
       "rootfs segment 0 @0x4: truncated: segment extends past the end of the message: expected ≤ 23 bytes, got 24",
