@@ -42,10 +42,12 @@ export interface ChunkCacheStats {
   /** Loads that waited for another request's load of the same blob. */
   shared: number;
   bytes: number;
+  /** zstd frames decompressed by reads (work count: reads decode only the frames they touch). */
+  framesDecoded: number;
 }
 
 export class ChunkCache {
-  readonly stats: ChunkCacheStats = { hits: 0, loads: 0, evictions: 0, shared: 0, bytes: 0 };
+  readonly stats: ChunkCacheStats = { hits: 0, loads: 0, evictions: 0, shared: 0, bytes: 0, framesDecoded: 0 };
   readonly maxBytes: number;
   private readonly lru = new Map<string, LoadedChunk>();
   private readonly inflight = new Map<string, Promise<LoadedChunk>>();
@@ -115,7 +117,15 @@ export class ChunkCache {
     log.pfs("loaded %s (%d bytes, %s)", hex, blob.size, compressed ? "zstd" : "raw");
     if (!compressed) return { hex, compressed, size: blob.size, cost: blob.size, read: (o, l) => blob.read(o, l) };
     const z = new SeekableReader(blob.bytes, what);
-    return { hex, compressed, size: z.size, cost: blob.size + z.table.frameCount * 16, read: (o, l) => z.read(o, l) };
+    const read = (o: number, l: number): Uint8Array => {
+      const before = z.framesDecoded;
+      try {
+        return z.read(o, l);
+      } finally {
+        this.stats.framesDecoded += z.framesDecoded - before;
+      }
+    };
+    return { hex, compressed, size: z.size, cost: blob.size + z.table.frameCount * 16, read };
   }
 
   /** Number of blobs held (for tests and `info`). */

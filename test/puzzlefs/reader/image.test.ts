@@ -221,6 +221,25 @@ describe("reader/image: bad input at open", () => {
     await rejects(openImage(dir, "t"), ErrorCode.FORMAT, /^rootfs blob sha256:[0-9a-f]{64} (framing|segment)/);
   });
 
+  it("a list claiming more elements than the message holds", async () => {
+    const { I, rootfs } = await import("../../helpers/test-image.ts");
+    const { scatterEncode } = await import("../../helpers/capnp-writer.ts");
+    const bytes = scatterEncode(rootfs([[I.dir(1, [["a", 2]]), I.plain(2, "fifo")]]), { seed: 1, far: 0, segmentWords: 1 << 12 });
+    // The Inode list's tag word: struct "pointer" with count 2 and size 3 data words + 2 pointers.
+    const dv = new DataView(bytes.buffer);
+    let at = -1;
+    for (let p = 8; p < bytes.length; p += 8) if (dv.getUint32(p, true) === 2 << 2 && dv.getUint32(p + 4, true) === (3 | (2 << 16))) at = p;
+    expect(at).toBeGreaterThan(0);
+    dv.setUint32(at, 2000 << 2, true);
+    const dir = tmp.make();
+    const w = await writeImage(dir, "t", bytes);
+    await rejects(
+      openImage(dir, "t"),
+      ErrorCode.FORMAT,
+      new RegExp(`^rootfs blob sha256:${w.rootfsHex} InodeVector.inodes @0x${at.toString(16)}: list claims 2000 elements of 5 words, more than its 10 words hold`),
+    );
+  });
+
   it("a rootfs with manifestVersion other than 3", async () => {
     const dir = tmp.make();
     const { I, rootfs } = await import("../../helpers/test-image.ts");
