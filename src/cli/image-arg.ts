@@ -34,7 +34,8 @@ export function resolvePath(tree: Tree, path: string): number {
     return lookupPath(tree, abs);
   } catch (e) {
     if (e instanceof PfsError && e.code === ErrorCode.NOT_FOUND) {
-      throw PfsError.usage(`${e.message.replace(/: not found$/, "")}: no such file or directory`, "list the image with `puzzlefs ls OCI_DIR:TAG / -R`");
+      const msg = e.message.endsWith(": not found") ? `${e.message.slice(0, -": not found".length)}: no such file or directory` : e.message;
+      throw PfsError.usage(msg, "list the image with `puzzlefs ls OCI_DIR:TAG / -R`");
     }
     throw e;
   }

@@ -35,6 +35,8 @@ describe("cli cat", () => {
     expect([d.code, d.stderr]).toEqual([1, "puzzlefs: /dir is a directory, not a regular file\n  hint: use `puzzlefs ls` to list it\n"]);
     expect((await runCli(["cat", img, "/link"])).stderr).toBe("puzzlefs: /link is a symbolic link, not a regular file\n");
     expect((await runCli(["cat", img])).code).toBe(1);
+    const h = await runCli(["cat", "--help"]);
+    expect([h.code, h.stdout.toString()]).toEqual([0, expect.stringContaining("Usage: puzzlefs cat [options] <OCI_DIR:TAG> <PATH>")]);
   });
 
   it("a corrupt chunk is exit 2 naming the blob", () => {

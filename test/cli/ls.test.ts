@@ -55,9 +55,19 @@ describe("cli ls", () => {
   it("errors: a missing path is exit 1 with a hint, a bad ref exit 1, a missing image exit 2", async () => {
     const r = await runCli(["ls", MIXED, "/nope"]);
     expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/^puzzlefs: path "\/nope" in the image: no such file or directory\n  hint: /)]);
+    const through = await runCli(["ls", MIXED, "/a.txt/x"]);
+    expect([through.code, through.stderr.split("\n")[0]]).toEqual([1, 'puzzlefs: path "/a.txt/x": /a.txt is not a directory']);
     expect((await runCli(["ls", fixtureDir("mixed-noop")])).code).toBe(1);
     expect((await runCli(["ls", "/nonexistent:tag"])).code).toBe(2);
     expect((await runCli(["ls", MIXED, "-x"])).code).toBe(1);
+  });
+
+  it("--help and --digest", async () => {
+    const h = await runCli(["ls", "--help"]);
+    expect([h.code, h.stdout.toString()]).toEqual([0, expect.stringContaining("Usage: puzzlefs ls [options] <OCI_DIR:TAG> [PATH]")]);
+    const pinned = await runCli(["ls", `${fixtureDir("sekien-noop")}:test`, "--digest", "551f8d489fdd1821c40c02aee55bfc41ce43b667af27e84c6b61c0312cac885d"]);
+    expect([pinned.code, pinned.stdout.toString()]).toEqual([0, "SekienAkashita.jpg\n"]);
+    expect((await runCli(["ls", `${fixtureDir("sekien-noop")}:test`, "--digest", "ab".repeat(32)])).code).toBe(2);
   });
 
   it("modeString renders special bits like ls", () => {
