@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { PfsError } from "../common/errors.ts";
 import type { ImageTree } from "../puzzlefs/reader/tree.ts";
-import { addDigestOption, openImageArg, resolvePath, writeOut, type ImageOptions } from "./image-arg.ts";
+import { addDigestOption, openImageArg, resolvePath, toStdout, writeOut, type ImageOptions } from "./image-arg.ts";
 
 const PIECE = 1 << 20;
 
@@ -28,6 +28,6 @@ export function registerCat(program: Command): void {
       .argument("<PATH>", "a regular file inside the image, e.g. /etc/hostname"),
   ).action(async (ref: string, path: string, opts: ImageOptions) => {
     const img = await openImageArg(ref, opts);
-    await cat(img.tree, path);
+    await toStdout(() => cat(img.tree, path));
   });
 }

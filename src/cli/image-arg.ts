@@ -97,7 +97,33 @@ export function quoteName(name: Uint8Array): string {
   return out;
 }
 
+/** Thrown by writeOut once the reader of stdout has gone away (EPIPE): the command just stops, like `cat | head`. */
+export class StdoutClosed extends Error {}
+
+let stdoutError: NodeJS.ErrnoException | null = null;
+let watching = false;
+
 /** Write to stdout, waiting for 'drain' when the pipe is full. */
 export async function writeOut(chunk: string | Uint8Array): Promise<void> {
-  if (!process.stdout.write(chunk)) await once(process.stdout, "drain");
+  if (!watching) {
+    watching = true;
+    // Without a listener an EPIPE on stdout would crash the process after the command finished.
+    process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+      stdoutError = e;
+    });
+  }
+  if (stdoutError) throw stdoutError.code === "EPIPE" ? new StdoutClosed() : PfsError.io("writing to stdout", stdoutError);
+  if (!process.stdout.write(chunk)) {
+    await Promise.race([once(process.stdout, "drain"), once(process.stdout, "close")]).catch(() => {});
+    if (stdoutError) throw (stdoutError as NodeJS.ErrnoException).code === "EPIPE" ? new StdoutClosed() : PfsError.io("writing to stdout", stdoutError);
+  }
+}
+
+/** Run a command body that writes to stdout; a closed stdout ends it quietly. */
+export async function toStdout(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    if (!(e instanceof StdoutClosed)) throw e;
+  }
 }

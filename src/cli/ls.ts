@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import type { NodeKind, TreeNode } from "../puzzlefs/tree.ts";
 import type { ImageTree } from "../puzzlefs/reader/tree.ts";
-import { addDigestOption, openImageArg, quoteName, resolvePath, writeOut, type ImageOptions } from "./image-arg.ts";
+import { addDigestOption, openImageArg, quoteName, resolvePath, toStdout, writeOut, type ImageOptions } from "./image-arg.ts";
 
 const TYPE_CHAR: Record<NodeKind, string> = { file: "-", dir: "d", lnk: "l", chr: "c", blk: "b", fifo: "p", sock: "s", unknown: "?" };
 
@@ -72,6 +72,6 @@ export function registerLs(program: Command): void {
       .option("-R, --recursive", "list subdirectories recursively"),
   ).action(async (ref: string, path: string, opts: ImageOptions & { long?: boolean; recursive?: boolean }) => {
     const img = await openImageArg(ref, opts);
-    await ls(img.tree, path, opts);
+    await toStdout(() => ls(img.tree, path, opts));
   });
 }

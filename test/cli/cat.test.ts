@@ -39,6 +39,12 @@ describe("cli cat", () => {
     expect([h.code, h.stdout.toString()]).toEqual([0, expect.stringContaining("Usage: puzzlefs cat [options] <OCI_DIR:TAG> <PATH>")]);
   });
 
+  it("stops quietly when the reader of stdout goes away (cat | head)", () => {
+    const entry = join(import.meta.dirname, "../helpers/cli-entry.ts");
+    const script = `node --import tsx ${entry} cat ${fixtureDir("mixed-noop")}:mixed /dir/big.bin 2>/tmp/pfs-epipe-$$ | head -c 10 >/dev/null; echo "$\{PIPESTATUS[0]}"; cat /tmp/pfs-epipe-$$; rm -f /tmp/pfs-epipe-$$`;
+    expect(execFileSync("bash", ["-c", script], { encoding: "utf8" })).toBe("0\n");
+  });
+
   it("a corrupt chunk is exit 2 naming the blob", () => {
     const dir = tmp.copyFixture("sekien-noop");
     const hex = sha256hex(JPG);
