@@ -117,16 +117,19 @@ export function writeXattr(path: Buffer, key: Uint8Array, val: Uint8Array): void
 }
 
 /**
- * Create a device node (`type` is S_IFCHR or S_IFBLK) named `name` in the
- * directory open as `dirfd` (AT_FDCWD when null: `name` is then a path).
+ * Create a device node or fifo (`type` is S_IFCHR, S_IFBLK or S_IFIFO) named
+ * `name` in the directory open as `dirfd` (AT_FDCWD when null: `name` is then
+ * a path). Never follows an existing name: EEXIST.
  */
 export function mknod(dirfd: number | null, name: Buffer, type: number, perm: number, major: number, minor: number): void {
   const a = native();
   try {
     if (a) return a.mknodat(dirfd ?? AT_FDCWD, name, type | perm, major, minor);
     if (dirfd !== null) throw new PfsError(ErrorCode.UNSUPPORTED, "mknod relative to a directory needs the native helper");
-    const kind = (type & 0o170000) === 0o020000 ? "c" : "b";
-    execFileSync("mknod", ["-m", perm.toString(8), name.toString(), kind, String(major), String(minor)], { stdio: "pipe" });
+    const kind = ({ 0o020000: "c", 0o060000: "b", 0o010000: "p" } as Record<number, string>)[type & 0o170000];
+    if (!kind) throw PfsError.usage(`mknod: file type 0o${type.toString(8)} is not a device or fifo`);
+    const dev = kind === "p" ? [] : [String(major), String(minor)];
+    execFileSync("mknod", ["-m", perm.toString(8), name.toString(), kind, ...dev], { stdio: "pipe" });
   } catch (e) {
     if (e instanceof PfsError) throw e;
     throw PfsError.io(`mknod ${name.toString()}`, e);
