@@ -10,7 +10,7 @@ import { StreamCdc } from "../../../src/puzzlefs/builder/fastcdc.ts";
 import { hasNativeAddon } from "../../../src/puzzlefs/builder/native.ts";
 import { readStream } from "../../../src/puzzlefs/builder/stream.ts";
 import { devMajorMinor, walk, type BaseLookup, type WalkResult } from "../../../src/puzzlefs/builder/walk.ts";
-import { capnpEsDecode } from "../../helpers/capnp-oracle.ts";
+import { capnpEsDecode } from "../../helpers/rootfs-oracles.ts";
 import { MIXED_TREE, makeTree, removeTree, tempDir, type TreeSpec } from "../../helpers/tree.ts";
 
 const dirs: string[] = [];

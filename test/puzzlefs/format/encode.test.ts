@@ -6,7 +6,7 @@ import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
 import { encodeRootfs } from "../../../src/puzzlefs/format/encode.ts";
 import type { Inode, InodeMode, Rootfs } from "../../../src/puzzlefs/format/types.ts";
-import { capnpConvertDecode, capnpEsDecode } from "../../helpers/capnp-oracle.ts";
+import { capnpConvertDecode, capnpEsDecode } from "../../helpers/rootfs-oracles.ts";
 import { ORACLE_CASES, genRootfs } from "../../helpers/rootfs-gen.ts";
 
 const hex = (h: string) => new Uint8Array(Buffer.from(h, "hex"));
