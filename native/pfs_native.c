@@ -5,6 +5,11 @@
  *   lgetxattr(path, name)       -> Buffer     value (throws ENODATA if absent)
  *   lsetxattr(path, name, val)  -> undefined
  *   mknodat(dirfd, name, mode, major, minor) -> undefined
+ *   cdcInit(gear)               gear: 256 u64 LE (FastCDC v2020 table)
+ *   cdcCut(buf, start, n, min, avg, max, maskS, maskL) -> [length, hashHi, hashLo]
+ *
+ * cdcCut is the inner loop of spec §3.3 `cut` (the JS version in
+ * src/puzzlefs/builder/fastcdc.ts is the reference; tests compare them).
  *
  * Paths and names are Buffers (raw bytes: non-UTF-8 names work). Symlinks are
  * never followed (the l* calls; mknodat creates, never follows). Errors are
@@ -18,6 +23,7 @@
 #include <node_api.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -188,12 +194,92 @@ static napi_value js_mknodat(napi_env env, napi_callback_info info) {
   return r < 0 ? throw_errno(env, err, "mknodat") : NULL;
 }
 
+static uint64_t gear[256], gear_ls[256];
+
+static napi_value js_cdc_init(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok || len != 256 * 8) {
+    napi_throw_type_error(env, NULL, "cdcInit: 2048-byte Buffer expected");
+    return NULL;
+  }
+  for (int i = 0; i < 256; i++) {
+    uint64_t v = 0;
+    for (int b = 7; b >= 0; b--) v = (v << 8) | ((const uint8_t *)data)[i * 8 + b];
+    gear[i] = v;
+    gear_ls[i] = v << 1;
+  }
+  return NULL;
+}
+
+static napi_value js_cdc_cut(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_typedarray_type type;
+  size_t blen;
+  void *data;
+  int64_t a[7];
+  if (napi_get_typedarray_info(env, argv[0], &type, &blen, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "cdcCut: Uint8Array expected");
+    return NULL;
+  }
+  for (int i = 0; i < 7; i++) {
+    if (napi_get_value_int64(env, argv[i + 1], &a[i]) != napi_ok || a[i] < 0) {
+      napi_throw_type_error(env, NULL, "cdcCut: non-negative integers expected");
+      return NULL;
+    }
+  }
+  size_t start = (size_t)a[0], n = (size_t)a[1], min = (size_t)a[2], avg = (size_t)a[3], max = (size_t)a[4];
+  uint64_t mask_s = (uint64_t)a[5], mask_l = (uint64_t)a[6];
+  if (start > blen || n > blen - start) {
+    napi_throw_range_error(env, NULL, "cdcCut: range outside the buffer");
+    return NULL;
+  }
+  const uint8_t *src = (const uint8_t *)data + start;
+  uint64_t h = 0;
+  size_t len = n;
+  if (n > min) {
+    size_t center = avg;
+    if (n > max) n = max;
+    else if (n < center) center = n;
+    size_t i = min / 2;
+    len = n;
+    for (int pass = 0; pass < 2; pass++) {
+      size_t end = pass == 0 ? center / 2 : n / 2;
+      uint64_t m = pass == 0 ? mask_s : mask_l, mls = m << 1;
+      for (; i < end; i++) {
+        size_t k = 2 * i;
+        h = (h << 2) + gear_ls[src[k]];
+        if ((h & mls) == 0) { len = k; goto done; }
+        h = h + gear[src[k + 1]];
+        if ((h & m) == 0) { len = k + 1; goto done; }
+      }
+    }
+  }
+done:;
+  napi_value out, v;
+  napi_create_array_with_length(env, 3, &out);
+  napi_create_double(env, (double)len, &v);
+  napi_set_element(env, out, 0, v);
+  napi_create_uint32(env, (uint32_t)(h >> 32), &v);
+  napi_set_element(env, out, 1, v);
+  napi_create_uint32(env, (uint32_t)h, &v);
+  napi_set_element(env, out, 2, v);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mknodat", NULL, js_mknodat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"cdcInit", NULL, js_cdc_init, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"cdcCut", NULL, js_cdc_cut, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

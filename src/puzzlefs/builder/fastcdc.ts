@@ -10,6 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { PfsError } from "../../common/errors.ts";
+import { nativeCdcCut, type NativeCdcCut } from "./native.ts";
 
 /** puzzlefs's parameters (spec §3.3). */
 export const PUZZLEFS_CDC = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024, level: 1 } as const;
@@ -43,6 +44,8 @@ const GEAR_HI = new Uint32Array(256);
 const GEAR_LO = new Uint32Array(256);
 const GEAR_LS_HI = new Uint32Array(256);
 const GEAR_LS_LO = new Uint32Array(256);
+/** The table as 256 u64 LE, for the native cutter. */
+const GEAR_BYTES = Buffer.alloc(256 * 8);
 for (let i = 0; i < 256; i++) {
   const d = createHash("md5").update(Buffer.alloc(64, i)).digest();
   const hi = d.readUInt32BE(0);
@@ -51,6 +54,8 @@ for (let i = 0; i < 256; i++) {
   GEAR_LO[i] = lo;
   GEAR_LS_HI[i] = ((hi << 1) | (lo >>> 31)) >>> 0;
   GEAR_LS_LO[i] = (lo << 1) >>> 0;
+  GEAR_BYTES.writeUInt32LE(lo, i * 8);
+  GEAR_BYTES.writeUInt32LE(hi, i * 8 + 4);
 }
 
 /** Derived, validated cut parameters. */
@@ -62,6 +67,9 @@ export class CdcConfig {
   readonly sLo: number;
   readonly lHi: number;
   readonly lLo: number;
+  /** The masks as plain numbers (< 2^49, exact), for the native cutter. */
+  readonly maskS: number;
+  readonly maskL: number;
 
   constructor(p: CdcParams) {
     // fastcdc-rs's accepted ranges.
@@ -76,6 +84,8 @@ export class CdcConfig {
     const bits = Math.round(Math.log2(p.avg));
     [this.sHi, this.sLo] = mask(bits + p.level);
     [this.lHi, this.lLo] = mask(bits - p.level);
+    this.maskS = this.sHi * 2 ** 32 + this.sLo;
+    this.maskL = this.lHi * 2 ** 32 + this.lLo;
   }
 }
 
@@ -144,10 +154,18 @@ export class StreamCdc {
   /** Stream offset of buf[start]. */
   private offset = 0;
   private readonly h = { hi: 0, lo: 0 };
+  private readonly native: NativeCdcCut | null;
 
-  constructor(params: CdcParams = PUZZLEFS_CDC) {
+  /** `native: false` forces the JS loop (the reference the C one is tested against). */
+  constructor(params: CdcParams = PUZZLEFS_CDC, opts: { native?: boolean } = {}) {
     this.cfg = new CdcConfig(params);
     this.buf = new Uint8Array(2 * this.cfg.max);
+    this.native = opts.native === false ? null : nativeCdcCut(GEAR_BYTES);
+  }
+
+  /** Whether the C inner loop is in use. */
+  get isNative(): boolean {
+    return this.native !== null;
   }
 
   /** Add bytes; returns the chunks that are now complete. */
@@ -173,11 +191,18 @@ export class StreamCdc {
   }
 
   private emit(): Chunk {
-    const len = cut(this.cfg, this.buf, this.start, this.end - this.start, this.h);
-    const c: Chunk = { offset: this.offset, length: len, hash: toBig(this.h), data: this.buf.slice(this.start, this.start + len) };
+    const c = this.cfg;
+    let len: number;
+    if (this.native) {
+      const r = this.native(this.buf, this.start, this.end - this.start, c.min, c.avg, c.max, c.maskS, c.maskL);
+      len = r[0];
+      this.h.hi = r[1];
+      this.h.lo = r[2];
+    } else len = cut(c, this.buf, this.start, this.end - this.start, this.h);
+    const chunk: Chunk = { offset: this.offset, length: len, hash: toBig(this.h), data: this.buf.slice(this.start, this.start + len) };
     this.start += len;
     this.offset += len;
-    return c;
+    return chunk;
   }
 
   private compact(): void {
@@ -188,7 +213,7 @@ export class StreamCdc {
 }
 
 /** Chunk a whole buffer at once (tests, small inputs). */
-export function chunkAll(data: Uint8Array, params: CdcParams = PUZZLEFS_CDC): Chunk[] {
-  const s = new StreamCdc(params);
+export function chunkAll(data: Uint8Array, params: CdcParams = PUZZLEFS_CDC, opts: { native?: boolean } = {}): Chunk[] {
+  const s = new StreamCdc(params, opts);
   return [...s.push(data), ...s.finish()];
 }

@@ -5,12 +5,16 @@ import { describe, expect, it } from "vitest";
 import { PUZZLEFS_CDC, StreamCdc, chunkAll, type CdcParams } from "../../../src/puzzlefs/builder/fastcdc.ts";
 
 const jpg = readFileSync("test/fixtures/SekienAkashita.jpg");
-const pairs = (data: Uint8Array, p: CdcParams) => chunkAll(data, p).map((c) => [c.hash, c.length] as const);
+// Every vector runs twice: with the C inner loop (the default) and the JS reference.
+describe.each([true, false])("FastCDC v2020 on SekienAkashita.jpg (fastcdc-rs vectors), native=%s", (native) => {
+  const pairs = (data: Uint8Array, p: CdcParams) => chunkAll(data, p, { native }).map((c) => [c.hash, c.length] as const);
 
-// fastcdc-rs v2020 test vectors (spec §6).
-describe("FastCDC v2020 on SekienAkashita.jpg (fastcdc-rs vectors)", () => {
+  it("uses the requested implementation", () => {
+    expect(new StreamCdc(PUZZLEFS_CDC, { native }).isNative).toBe(native);
+  });
+
   it("4k/16k/64k, level 1: hashes, lengths and chunk MD5s", () => {
-    const chunks = chunkAll(jpg, { min: 4096, avg: 16384, max: 65535, level: 1 });
+    const chunks = chunkAll(jpg, { min: 4096, avg: 16384, max: 65535, level: 1 }, { native });
     expect(chunks.map((c) => [c.hash, c.length])).toEqual([
       [17968276318003433923n, 21325],
       [8197189939299398838n, 17140],
@@ -74,7 +78,7 @@ describe("FastCDC v2020 on SekienAkashita.jpg (fastcdc-rs vectors)", () => {
       parts.push(createHash("sha256").update(Buffer.concat([Buffer.from("puzzlefs-fixture"), c])).digest());
     }
     const big = Buffer.concat(parts).subarray(0, 300000);
-    const s = new StreamCdc();
+    const s = new StreamCdc(PUZZLEFS_CDC, { native });
     const chunks = [...s.push(Buffer.from("hello\n")), ...s.push(Buffer.from("zzz")), ...s.push(big), ...s.finish()];
     expect(chunks.map((c) => [c.offset, c.length, c.hash])).toEqual([
       [0, 152560, 3458281283847270036n],
@@ -119,6 +123,25 @@ describe("streaming", () => {
       expect(Buffer.concat(got.map((c) => c.data)).equals(data)).toBe(true);
     },
   );
+
+  test.prop(
+    [
+      fc.uint8Array({ minLength: 0, maxLength: 300_000 }),
+      fc.constantFrom(
+        { min: 64, avg: 256, max: 1024, level: 0 },
+        { min: 256, avg: 1024, max: 4096, level: 2 },
+        { min: 4096, avg: 16384, max: 65535, level: 3 },
+        PUZZLEFS_CDC,
+      ),
+      fc.nat({ max: 255 }),
+    ],
+    { numRuns: 60 },
+  )("the C inner loop cuts exactly like the JS reference", (bytes, params, fill) => {
+    // Low-entropy runs make both mask tests and max-size cuts happen.
+    const data = bytes.map((b, i) => (i % 3 === 0 ? fill : b));
+    const key = (native: boolean) => chunkAll(data, params, { native }).map((c) => [c.length, c.hash]);
+    expect(key(true)).toEqual(key(false));
+  });
 
   it("chunks respect min and max", () => {
     for (const c of whole.slice(0, -1)) {
