@@ -19,6 +19,7 @@ PKGS=(
   fuse3            # nbdfuse
   cpio kmod socat bc libnl-genl-3-200   # initramfs build and guest networking
   erofs-utils      # mkfs.erofs (build benchmark reference)
+  gcc libc6-dev    # builds native/pfs_native.c (xattrs on raw-byte paths, mknod, FastCDC loop)
   debootstrap      # Debian minbase corpus
   openssl gnutls-bin   # test certificates (TLS)
 )
