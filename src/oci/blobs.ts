@@ -7,12 +7,12 @@
  * so the kernel follows it.
  */
 import { randomBytes } from "node:crypto";
-import { constants as fsc } from "node:fs";
 import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorCode, PfsError } from "../common/errors.ts";
 import { log } from "../common/debug.ts";
 import { isSha256Hex, sha256Hex } from "./digest.ts";
+import { readRegularFile } from "./file.ts";
 
 export interface BlobReadOptions {
   /** How to name the blob in errors ("rootfs blob sha256:…"). */
@@ -103,41 +103,17 @@ export class BlobStore {
 
   private async readRaw(hex: string, what: string, opts: BlobReadOptions): Promise<Uint8Array> {
     const path = this.path(hex);
-    let fh;
-    try {
-      fh = await open(path, fsc.O_RDONLY);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") {
-        throw PfsError.notFound(what, `the blob file ${path} is missing; copy the complete image again`);
-      }
-      throw PfsError.io(what, e);
-    }
-    this.stats.opens++;
-    this.onOpen?.(hex);
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw PfsError.format(what, `${path} is not a regular file`);
-      if (opts.expectedSize !== undefined && st.size !== opts.expectedSize) {
-        throw PfsError.format(what, "size differs from its descriptor", { expected: opts.expectedSize, got: st.size });
-      }
-      const max = opts.maxSize ?? DEFAULT_MAX_BLOB;
-      if (st.size > max) throw PfsError.limit(what, `${st.size} bytes > ${max}`);
-      const buf = new Uint8Array(st.size);
-      let off = 0;
-      while (off < buf.length) {
-        const { bytesRead } = await fh.read(buf, off, buf.length - off, off);
-        if (bytesRead === 0) break;
-        off += bytesRead;
-      }
-      if (off !== buf.length) throw PfsError.format(what, "blob shrank while being read", { expected: buf.length, got: off });
-      this.stats.bytesRead += off;
-      return buf;
-    } catch (e) {
-      if (e instanceof PfsError) throw e;
-      throw PfsError.io(what, e);
-    } finally {
-      await fh.close();
-    }
+    const buf = await readRegularFile(path, what, {
+      expectedSize: opts.expectedSize,
+      maxSize: opts.maxSize ?? DEFAULT_MAX_BLOB,
+      missingHint: `the blob file ${path} is missing; copy the complete image again`,
+      onOpen: () => {
+        this.stats.opens++;
+        this.onOpen?.(hex);
+      },
+    });
+    this.stats.bytesRead += buf.length;
+    return buf;
   }
 
   /**

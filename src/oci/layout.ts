@@ -4,12 +4,13 @@
  * manifest blob and applies the tag write rule of §1.3 atomically.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorCode, PfsError } from "../common/errors.ts";
 import { log } from "../common/debug.ts";
 import { BlobStore } from "./blobs.ts";
 import { parseDigest } from "./digest.ts";
+import { readRegularFile } from "./file.ts";
 import { canonicalJsonBytes, parseJson } from "./json.ts";
 import {
   EMPTY_CONFIG_BYTES,
@@ -30,6 +31,8 @@ export const IMAGE_LAYOUT_VERSION = "1.0.0";
 const OCI_LAYOUT_BYTES = canonicalJsonBytes({ imageLayoutVersion: IMAGE_LAYOUT_VERSION });
 /** Manifests are small JSON documents; anything bigger is not one. */
 const MAX_MANIFEST = 4 << 20;
+/** index.json grows by ~250 bytes per tag; 64 MiB is far beyond any real layout. */
+const MAX_INDEX = 64 << 20;
 
 export interface ResolvedManifest {
   tag: string;
@@ -74,15 +77,7 @@ export class OciLayout {
     }
     if (!st.isDirectory()) throw PfsError.usage(`${dir} is not a directory`, "give the OCI image layout directory before the ':'");
     const layoutPath = join(dir, "oci-layout");
-    let raw: Uint8Array;
-    try {
-      raw = await readFile(layoutPath);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") {
-        throw PfsError.notFound(`${layoutPath}`, `${dir} is not an OCI image layout (no oci-layout file)`);
-      }
-      throw PfsError.io(layoutPath, e);
-    }
+    const raw = await readRegularFile(layoutPath, layoutPath, { maxSize: 1 << 16, missingHint: `${dir} is not an OCI image layout (no oci-layout file)` });
     const v = parseJson(raw, layoutPath) as { imageLayoutVersion?: unknown } | null;
     const version = typeof v === "object" && v !== null ? v.imageLayoutVersion : undefined;
     if (version === "puzzlefs-dev") {
@@ -129,13 +124,10 @@ export class OciLayout {
   async readIndex(orEmpty = false): Promise<ImageIndex> {
     let raw: Uint8Array;
     try {
-      raw = await readFile(this.indexPath);
+      raw = await readRegularFile(this.indexPath, this.indexPath, { maxSize: MAX_INDEX, missingHint: "the OCI layout has no index.json; copy the complete image again" });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") {
-        if (orEmpty) return emptyIndex();
-        throw PfsError.notFound(this.indexPath, "the OCI layout has no index.json; copy the complete image again");
-      }
-      throw PfsError.io(this.indexPath, e);
+      if (orEmpty && e instanceof PfsError && e.code === ErrorCode.NOT_FOUND) return emptyIndex();
+      throw e;
     }
     return parseIndex(raw, this.indexPath);
   }
