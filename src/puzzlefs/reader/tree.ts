@@ -13,6 +13,9 @@ import type { ChunkCache } from "./chunks.ts";
 import { LayerStack, WHITEOUT } from "./layers.ts";
 import { dirEntries, type TreeIndex } from "./walk.ts";
 
+/** One readFile result is one buffer: keep it well below what a Uint8Array can hold. */
+export const MAX_READ = 1 << 30;
+
 const KIND: readonly NodeKind[] = ["unknown", "fifo", "chr", "dir", "blk", "file", "lnk", "sock"];
 
 export class ImageTree implements Tree {
@@ -117,6 +120,7 @@ export class ImageTree implements Tree {
     const size = this.index.sizes[pos]!;
     const end = Math.min(size, offset + length);
     if (offset >= end) return new Uint8Array(0);
+    if (end - offset > MAX_READ) throw PfsError.limit(`readFile(${ino}, ${offset}, ${length})`, `one read returns at most ${MAX_READ} bytes; read in pieces`);
     const v = this.stack.view;
     const msg = v.msg;
     msg.resetBudget();

@@ -152,10 +152,21 @@ describe("reader/tree readFile", () => {
     await rejects(t.readFile(3, 0, 1), ErrorCode.NOT_FOUND, /inode 3: not found/);
     await rejects(t.readFile(99, 0, 1), ErrorCode.NOT_FOUND, /inode 99: not found/);
     await rejects(t.readFile(2, -1, 1), ErrorCode.USAGE, /non-negative integers/);
+    expect((await t.readFile(7, 0, 2 ** 40)).length).toBe(300000); // length is clipped to the file
     expect(() => t.node(1.5)).toThrow(/not found/);
     expect(t.kind(10)).toBe("chr");
     expect(t.lookup(1, new TextEncoder().encode("dir"))).toBe(4);
     expect(t.lookup(1, new TextEncoder().encode("nope"))).toBeUndefined();
+  });
+
+  it("a single read larger than MAX_READ is refused (LIMIT) rather than allocating it", async () => {
+    const dir = tmp.make();
+    const data = new Uint8Array(10);
+    await writeImage(dir, "t", rootfs([[I.dir(1, [["huge", 2]]), I.file(2, [{ hex: sha256hex(data), len: 2 ** 33 }])]]), [{ data, listed: false }]);
+    const t = (await openImage(dir, "t")).tree;
+    expect(t.node(2).size).toBe(2 ** 33);
+    await rejects(t.readFile(2, 0, 2 ** 31), ErrorCode.LIMIT, /^readFile\(2, 0, 2147483648\): exceeds limit \(one read returns at most 1073741824 bytes; read in pieces\)$/);
+    await rejects(t.readFile(2, 2 ** 32, 4096), ErrorCode.FORMAT, /lie beyond the end of blob/);
   });
 
   it("a long-lived tree is not starved by the traversal budget", async () => {
