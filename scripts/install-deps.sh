@@ -10,6 +10,7 @@ PKGS=(
   skopeo           # skopeo copy oci:: OCI layout interop
   attr             # getfattr/setfattr: xattr fixtures and comparisons
   zstd             # whole-file decode cross-check of seekable blobs
+  fsverity         # fsverity digest: oracle for src/puzzlefs/verity.ts
   nbdkit           # reference NBD server (benchmarks, differential tests)
   libnbd-bin       # nbdinfo, nbdcopy, nbdfuse, nbdsh
   python3-libnbd   # scripted NBD edge cases (/usr/bin/python3 -m nbd)
