@@ -52,7 +52,7 @@ export function manifestForPush(bytes: Uint8Array, what: string): Uint8Array {
   return canonicalJsonBytes({ ...obj, mediaType: MediaType.MANIFEST });
 }
 
-function tooBig(what: string, size: number, layers: number): PfsError {
+function tooBig(what: string, size: number, layers: number | string): PfsError {
   return new PfsError(ErrorCode.LIMIT, `${what}: ${size} bytes exceeds the ${MAX_MANIFEST_BYTES}-byte (4 MiB) manifest limit registries enforce (${layers} layer descriptors)`, {
     hint: "build the image with larger chunks (fewer chunk blobs); about 27,000 chunk descriptors fit in 4 MiB",
     data: { what, size, limit: MAX_MANIFEST_BYTES },
@@ -74,8 +74,15 @@ async function blobBytes(layout: OciLayout, d: Descriptor, what: string): Promis
 export async function pushImage(layout: OciLayout, tag: string, dest: RemoteRef, opts: PushOptions = {}): Promise<PushResult> {
   if (dest.digest !== undefined) throw PfsError.usage(`push destination ${formatRemoteRef(dest)} names a digest`, "push to a tag: oci://HOST/REPO:TAG");
   const destTag = dest.tag ?? tag;
-  const local = await layout.readManifest(tag);
   const what = `manifest of ${layout.dir}:${tag}`;
+  let local;
+  try {
+    local = await layout.readManifest(tag);
+  } catch (e) {
+    // The layout reader caps manifests at the same 4 MiB: say why that matters here.
+    if (e instanceof PfsError && e.code === ErrorCode.LIMIT) throw tooBig(what, (await layout.resolve(tag)).size, "more than 27000");
+    throw e;
+  }
   const bytes = manifestForPush(local.bytes, what);
   const manifest = parseManifest(bytes, what);
   if (bytes.length > MAX_MANIFEST_BYTES) throw tooBig(what, bytes.length, manifest.layers.length);
