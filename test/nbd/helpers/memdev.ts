@@ -85,3 +85,44 @@ export function pattern(n: number, seed = 1): Buffer {
   }
   return b;
 }
+
+/**
+ * A large virtual device without a backing buffer: bytes are a function of
+ * the absolute offset inside `period`-aligned data regions of `dataLen`
+ * bytes; everything else is a zero extent.
+ */
+export class StripedDevice implements BlockDevice {
+  readonly blockSize = 4096;
+  constructor(
+    readonly size: number,
+    readonly period: number,
+    readonly dataLen: number,
+  ) {}
+
+  static byteAt(o: number): number {
+    return (o * 31 + (o >>> 8)) & 0xff;
+  }
+
+  private isData(o: number): boolean {
+    return o % this.period < this.dataLen;
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const b = Buffer.alloc(length);
+    for (let i = 0; i < length; i++) if (this.isData(offset + i)) b[i] = StripedDevice.byteAt(offset + i);
+    return b;
+  }
+
+  allocation(offset: number, length: number): Extent[] {
+    const out: Extent[] = [];
+    const end = offset + length;
+    for (let p = offset; p < end; ) {
+      const base = p - (p % this.period);
+      const data = this.isData(p);
+      const t = Math.min(end, data ? base + this.dataLen : base + this.period);
+      out.push({ offset: p, length: t - p, zero: !data });
+      p = t;
+    }
+    return out;
+  }
+}
