@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { ExitCode, PfsError, exitCodeFor } from "../common/errors.ts";
+import { registerServe } from "./serve.ts";
 
 export function buildProgram(): Command {
   const program = new Command("puzzlefs")
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
+  registerServe(program);
   return program;
 }
 

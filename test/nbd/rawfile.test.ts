@@ -2,6 +2,7 @@ import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BlockDevice } from "../../src/common/blockdev.ts";
 import { ErrorCode, PfsError } from "../../src/common/errors.ts";
 import { RawFileDevice } from "../../src/nbd/rawfile.ts";
 import { pattern } from "./helpers/memdev.ts";
@@ -23,7 +24,7 @@ describe("RawFileDevice", () => {
     try {
       expect(dev.size).toBe(bytes.length);
       expect(dev.blockSize).toBe(4096);
-      expect(dev.allocation).toBeUndefined();
+      expect((dev as BlockDevice).allocation).toBeUndefined();
       for (const [o, n] of [[0, 1], [4095, 2], [0, bytes.length], [bytes.length - 1, 1], [5000, 7000]] as const) {
         expect(Buffer.from(await dev.read(o, n)).equals(bytes.subarray(o, o + n)), `${o}+${n}`).toBe(true);
       }

@@ -8,7 +8,7 @@ import type { BlockDevice } from "../../src/common/blockdev.ts";
 import type { ConnectionStats } from "../../src/nbd/server.ts";
 import { MemDevice, pattern } from "./helpers/memdev.ts";
 import { RawClient, type Running, pyCase, sha256, startServer } from "./helpers/net.ts";
-import { Bytes, CMD, type Chunk, ERR, IHAVEOPT, OPT, REP, RT, type SimpleReply, clientFlags, errorChunk, goData, option, request } from "./helpers/proto.ts";
+import { Bytes, CMD, type Chunk, type OptReply, ERR, IHAVEOPT, OPT, REP, RT, type SimpleReply, clientFlags, errorChunk, goData, option, request } from "./helpers/proto.ts";
 
 const MiB = 1 << 20;
 const SIZE = 4 * MiB;
@@ -47,7 +47,7 @@ async function attach(name = "disk", structured = false): Promise<RawClient> {
     expect(await c.reply()).toMatchObject({ type: REP.ACK });
   }
   c.send(option(OPT.GO, goData(name)));
-  for (;;) if ((await c.reply()).type === REP.ACK) break;
+  for (;;) if (((await c.reply()) as OptReply).type === REP.ACK) break;
   c.reader.phase = "transmission";
   return c;
 }
@@ -144,7 +144,7 @@ describe("bad requests", () => {
       c.send(request({ type: CMD.READ, cookie: 3, offset: 2n ** 63n, length: 4096 }));
       for (const cookie of [1n, 2n, 3n]) {
         const r = await c.reply();
-        expect(r.cookie).toBe(cookie);
+        expect((r as SimpleReply | Chunk).cookie).toBe(cookie);
         if (structured) expect(errorChunk(r as Chunk).error).toBe(ERR.EINVAL);
         else expect((r as SimpleReply).error).toBe(ERR.EINVAL);
       }
@@ -254,7 +254,7 @@ describe("shutdown", () => {
     const c = await RawClient.connect(s.port);
     await c.handshake();
     c.send(option(OPT.GO, goData("disk")));
-    for (;;) if ((await c.reply()).type === REP.ACK) break;
+    for (;;) if (((await c.reply()) as OptReply).type === REP.ACK) break;
     c.reader.phase = "transmission";
     const neg = await RawClient.connect(s.port);
     await neg.raw(18);

@@ -10,7 +10,7 @@ import { NbdServer, type ConnectionStats, type RequestErrorInfo } from "../../sr
 import { RawFileDevice } from "../../src/nbd/rawfile.ts";
 import { MemDevice, StripedDevice, pattern } from "./helpers/memdev.ts";
 import { RawClient, type Running, pyCase, run, sha256, startServer } from "./helpers/net.ts";
-import { CMD, CMDF, type Chunk, ERR, OPT, REP, RT, assemble, errorChunk, extRequest, goData, metaData, option, statusChunk } from "./helpers/proto.ts";
+import { CMD, CMDF, type Chunk, type OptReply, ERR, OPT, REP, RT, assemble, errorChunk, extRequest, goData, metaData, option, statusChunk } from "./helpers/proto.ts";
 
 const MiB = 1 << 20;
 const SIZE = 4 * MiB;
@@ -230,7 +230,7 @@ describe("extended headers (byte level; Debian's libnbd 1.14 predates them)", ()
       expect(await c.reply()).toMatchObject({ type: REP.META_CONTEXT });
       expect(await c.reply()).toMatchObject({ type: REP.ACK });
       c.send(option(OPT.GO, goData("sparse")));
-      for (;;) if ((await c.reply()).type === REP.ACK) break;
+      for (;;) if (((await c.reply()) as OptReply).type === REP.ACK) break;
       c.reader.phase = "transmission";
 
       c.send(extRequest({ type: CMD.READ, cookie: 1, offset: MiB - 4096, length: 8192 }));

@@ -99,7 +99,7 @@ function txReplies(b: Buffer, reads: [number, number][] = []): Reply[] {
 
 const requests = (run: Run) => run.events.flatMap((e) => (e.kind === "request" ? [e.req] : []));
 const ends = (run: Run) => run.events.filter((e) => e.kind === "end");
-const simpleErrors = (rs: Reply[]) => rs.map((r) => (r.kind === "simple" ? [Number(r.cookie), r.error] : ["chunk", Number(r.cookie)]));
+const simpleErrors = (rs: Reply[]) => rs.map((r) => (r.kind === "simple" ? [Number(r.cookie), r.error] : ["chunk", Number((r as Chunk).cookie)]));
 
 describe("handshake", () => {
   it("greets with NBDMAGIC, IHAVEOPT and FIXED_NEWSTYLE|NO_ZEROES before reading anything", () => {
@@ -288,7 +288,7 @@ describe("transmission, structured replies", () => {
     expect(info[0]!.data.readUInt16BE(10) & 0x80).toBe(0x80);
     expect(requests(run).map((r) => [r.type, r.flags, Number(r.cookie)])).toEqual([[CMD.READ, CMDF.DF, 1], [CMD.BLOCK_STATUS, CMDF.REQ_ONE, 2]]);
     const reps = txReplies(run.transmission);
-    expect(reps.map((r) => [r.kind, Number(r.cookie)])).toEqual([["chunk", 3], ["chunk", 4], ["simple", 5], ["chunk", 6]]);
+    expect(reps.map((r) => [r.kind, Number((r as Chunk).cookie)])).toEqual([["chunk", 3], ["chunk", 4], ["simple", 5], ["chunk", 6]]);
     for (const c of reps.filter((r): r is Chunk => r.kind === "chunk")) {
       expect(c.type).toBe(RT.ERROR);
       expect(c.flags).toBe(1);

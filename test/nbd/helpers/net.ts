@@ -74,8 +74,9 @@ export class RawClient {
     socket.on("error", () => {});
   }
 
-  static async connect(port: number): Promise<RawClient> {
-    const s = connect({ host: "127.0.0.1", port });
+  /** Dial 127.0.0.1:port, or a unix socket path. */
+  static async connect(where: number | string): Promise<RawClient> {
+    const s = typeof where === "number" ? connect({ host: "127.0.0.1", port: where }) : connect(where);
     await new Promise<void>((res, rej) => s.once("connect", res).once("error", rej));
     return new RawClient(s);
   }
