@@ -11,6 +11,7 @@ import type { BlockDevice, Extent } from "../common/blockdev.ts";
 import { ErrorCode, PfsError } from "../common/errors.ts";
 import { log } from "../common/debug.ts";
 import { nameOf } from "../common/names.ts";
+import type { BufferPool } from "./bufpool.ts";
 import { ReplyMode, type Replies, type StatusExtent } from "./replies.ts";
 import type { NbdRequest } from "./session.ts";
 import { BASE_ALLOCATION_ID, NBD_CMD, NBD_CMD_FLAG, NBD_E, NBD_STATE } from "./wire.ts";
@@ -22,6 +23,8 @@ export interface CommandResult {
   bytes: number;
   /** The first failure, for the server's log; the reply already reports it. */
   error?: { errno: number; cause: unknown };
+  /** Pool buffers inside `data`: release them once the socket has taken the bytes. */
+  owned?: Uint8Array[];
 }
 
 /** Most descriptors in one BLOCK_STATUS chunk (the spec's ceiling is 2^20). */
@@ -54,10 +57,18 @@ function messageOf(e: unknown): string {
   return e instanceof PfsError ? e.message : "internal server error";
 }
 
-export async function execute(req: NbdRequest, dev: BlockDevice, replies: Replies): Promise<CommandResult> {
+/**
+ * Run one request. With a pool, devices that implement readInto() fill pooled
+ * buffers, listed in `owned` for the caller to release after writing.
+ */
+export async function execute(req: NbdRequest, dev: BlockDevice, replies: Replies, pool?: BufferPool): Promise<CommandResult> {
   switch (req.type) {
-    case NBD_CMD.READ:
-      return replies.mode === ReplyMode.SIMPLE ? readSimple(req, dev, replies) : readStructured(req, dev, replies);
+    case NBD_CMD.READ: {
+      const owned: Uint8Array[] = [];
+      const res = replies.mode === ReplyMode.SIMPLE ? await readSimple(req, dev, replies, pool, owned) : await readStructured(req, dev, replies, pool, owned);
+      if (owned.length > 0) res.owned = owned;
+      return res;
+    }
     case NBD_CMD.CACHE:
       return cache(req, dev, replies);
     case NBD_CMD.BLOCK_STATUS:
@@ -65,8 +76,22 @@ export async function execute(req: NbdRequest, dev: BlockDevice, replies: Replie
   }
 }
 
-/** device.read, checked to return exactly the bytes asked for. */
-async function readExactly(dev: BlockDevice, offset: number, length: number): Promise<Uint8Array> {
+/**
+ * Exactly `length` bytes at `offset`: into a pooled buffer (added to `owned`)
+ * when the device has readInto, else from device.read, checked for length.
+ */
+async function readExactly(dev: BlockDevice, offset: number, length: number, pool: BufferPool | undefined, owned: Uint8Array[]): Promise<Uint8Array> {
+  if (dev.readInto && pool) {
+    const buf = pool.acquire(length);
+    try {
+      await dev.readInto(offset, buf);
+    } catch (e) {
+      pool.release(buf);
+      throw e;
+    }
+    owned.push(buf);
+    return buf;
+  }
   const data = await dev.read(offset, length);
   if (data.length !== length) throw PfsError.internal(`BlockDevice.read(${offset}, ${length}) returned ${data.length} bytes`);
   return data;
@@ -78,9 +103,9 @@ function failed(req: NbdRequest, e: unknown): CommandResult["error"] {
   return { errno, cause: e };
 }
 
-async function readSimple(req: NbdRequest, dev: BlockDevice, R: Replies): Promise<CommandResult> {
+async function readSimple(req: NbdRequest, dev: BlockDevice, R: Replies, pool: BufferPool | undefined, owned: Uint8Array[]): Promise<CommandResult> {
   try {
-    const data = await readExactly(dev, req.offset, req.length);
+    const data = await readExactly(dev, req.offset, req.length, pool, owned);
     return { data: [R.simple(req.cookie, 0), data], bytes: req.length };
   } catch (e) {
     const error = failed(req, e)!;
@@ -95,7 +120,7 @@ async function readSimple(req: NbdRequest, dev: BlockDevice, R: Replies): Promis
  * every piece has been read before the first byte is written, so no error
  * can surface after it. With DF there is exactly one content chunk.
  */
-async function readStructured(req: NbdRequest, dev: BlockDevice, R: Replies): Promise<CommandResult> {
+async function readStructured(req: NbdRequest, dev: BlockDevice, R: Replies, pool: BufferPool | undefined, owned: Uint8Array[]): Promise<CommandResult> {
   const end = req.offset + req.length;
   let pieces: Extent[];
   try {
@@ -111,7 +136,7 @@ async function readStructured(req: NbdRequest, dev: BlockDevice, R: Replies): Pr
     pieces = [{ offset: req.offset, length: req.length, zero: pieces.every((p) => p.zero) }];
   }
 
-  const results = await Promise.allSettled(pieces.map((p) => (p.zero ? Promise.resolve(undefined) : readExactly(dev, p.offset, p.length))));
+  const results = await Promise.allSettled(pieces.map((p) => (p.zero ? Promise.resolve(undefined) : readExactly(dev, p.offset, p.length, pool, owned))));
   const data: Uint8Array[] = [];
   let bytes = 0;
   let error: CommandResult["error"];

@@ -15,6 +15,7 @@ import { type AddressInfo, type Server, type Socket, createServer } from "node:n
 import type { BlockDevice } from "../common/blockdev.ts";
 import { log } from "../common/debug.ts";
 import { PfsError } from "../common/errors.ts";
+import { BufferPool } from "./bufpool.ts";
 import { execute } from "./commands.ts";
 import type { ExportCatalog, ExportInfo } from "./options.ts";
 import { type NbdRequest, Session, type SessionEvent, State } from "./session.ts";
@@ -77,6 +78,8 @@ export class NbdServer extends EventEmitter {
   private readonly infos = new Map<string, ExportInfo>();
   private readonly net: Server;
   private readonly conns = new Set<Connection>();
+  /** READ reply buffers, shared by all connections. */
+  readonly pool = new BufferPool();
   private nextId = 1;
   private closing: Promise<void> | undefined;
 
@@ -288,9 +291,9 @@ class Connection {
     this.reserved += bytes;
     this.stats.requests++;
     const replies = this.session.replies;
-    execute(req, this.device!, replies)
+    execute(req, this.device!, replies, this.server.pool)
       .then((res) => {
-        this.write(res.data);
+        this.write(res.data, res.owned);
         this.stats.bytes += res.bytes;
         if (res.error) {
           this.stats.errors++;
@@ -315,10 +318,17 @@ class Connection {
       });
   }
 
-  /** Write one reply; replies finishing in the same tick go out in one writev. */
-  private write(data: Uint8Array[]): void {
+  /**
+   * Write one reply; replies finishing in the same tick go out in one writev.
+   * Pool buffers in `owned` go back once the socket has taken the last byte.
+   */
+  private write(data: Uint8Array[], owned?: Uint8Array[]): void {
     const s = this.socket;
-    if (this.closed || s.writableEnded || s.destroyed) return;
+    const pool = this.server.pool;
+    if (this.closed || s.writableEnded || s.destroyed) {
+      if (owned) for (const b of owned) pool.release(b);
+      return;
+    }
     if (!this.corked) {
       this.corked = true;
       s.cork();
@@ -327,7 +337,11 @@ class Connection {
         s.uncork();
       });
     }
-    for (const b of data) s.write(b);
+    const last = data.length - 1;
+    for (let i = 0; i < last; i++) s.write(data[i]!);
+    // The callback runs once (with an error if the socket dies first).
+    if (owned) s.write(data[last]!, () => owned.forEach((b) => pool.release(b)));
+    else s.write(data[last]!);
   }
 
   /** Close once nothing is executing (soft) or right away (hard), after queued writes. */

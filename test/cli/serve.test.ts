@@ -4,8 +4,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attachInstructions, parseListen, parseRaw, parseSize, validate } from "../../src/cli/serve.ts";
-import { ErrorCode } from "../../src/common/errors.ts";
+import { attachInstructions, connectionLine, parseListen, parseRaw, parseSize, requestErrorLine, validate } from "../../src/cli/serve.ts";
+import { ErrorCode, PfsError } from "../../src/common/errors.ts";
 import { pattern } from "../nbd/helpers/memdev.ts";
 import { RawClient, run } from "../nbd/helpers/net.ts";
 import { OPT, REP, goData, option } from "../nbd/helpers/proto.ts";
@@ -78,6 +78,22 @@ describe("option parsing", () => {
     expect(unix).toContain("  uri:        nbd+unix:///d?socket=/run/p.sock");
     expect(unix).toContain("  nbd-client: nbd-client -unix /run/p.sock /dev/nbd0 -N d -R -b 4096");
     expect(attachInstructions({ host: "::1", port: 5 }, info, "my disk")[2]).toBe("  uri:        nbd://[::1]:5/my%20disk");
+  });
+});
+
+describe("log lines", () => {
+  it("one line per connection: client, export, requests, bytes, errors, how it ended", () => {
+    const line = connectionLine({ id: 3, client: "127.0.0.1:5000", export: "disk", startedAt: Date.now() - 1500, requests: 12, bytes: 3 << 20, errors: 1, reason: "NBD_CMD_DISC", hard: false });
+    expect(line).toMatch(/^puzzlefs serve: conn#3 127\.0\.0\.1:5000 export "disk": 12 requests, 3\.0 MiB read, 1 errors, 1\.[45]\d s, closed: NBD_CMD_DISC$/);
+    const dropped = connectionLine({ id: 4, client: "unix", export: undefined, startedAt: Date.now(), requests: 0, bytes: 0, errors: 1, reason: "bad option magic 0x1", hard: true });
+    expect(dropped).toMatch(/conn#4 unix no export: 0 requests, 0 B read, 1 errors, .* dropped: bad option magic 0x1$/);
+  });
+
+  it("one line per failed request, naming the command, range, errno and cause", () => {
+    const e = PfsError.digest("chunk 3 of blob sha256:ab", "ab", "cd");
+    expect(requestErrorLine({ id: 2, client: "c", export: "img", type: 0, offset: 8192, length: 4096, errno: 5, error: e })).toBe(
+      'puzzlefs serve: conn#2 export "img": NBD_CMD_READ @8192+4096 -> EIO: chunk 3 of blob sha256:ab: sha256 mismatch: expected ab, got cd',
+    );
   });
 });
 
@@ -165,6 +181,22 @@ describe("puzzlefs serve --raw (spawned)", () => {
     }
     expect(p.stderr).toMatch(/SIGINT: finishing replies on 1 connection\(s\)/);
     expect(p.stderr).toMatch(/conn#\d+ unix export "a": 0 requests, 0 B read, 0 errors, [\d.]+ s, closed: server shutdown/);
+  });
+
+  it("refuses connections beyond --max-connections and says so on stderr", async () => {
+    const p = startCli(["serve", "--raw", `a=${join(dir, "a.img")}`, "--listen", "127.0.0.1:0", "--max-connections", "1"]);
+    try {
+      const port = Number((await p.waitOut(/uri: +nbd:\/\/127\.0\.0\.1:(\d+)\//))[1]);
+      const first = await RawClient.connect(port);
+      await first.raw(18);
+      const second = await RawClient.connect(port);
+      await second.waitClosed();
+      expect(second.reader.pending).toBe(0);
+      first.close();
+    } finally {
+      expect(await stop(p)).toBe(0);
+    }
+    expect(p.stderr).toMatch(/refused a connection from 127\.0\.0\.1: --max-connections 1 reached/);
   });
 
   it("exits 1 on usage errors and 3 when the port is taken or the file is missing", async () => {

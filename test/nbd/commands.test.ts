@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { BlockDevice } from "../../src/common/blockdev.ts";
 import { ErrorCode, PfsError } from "../../src/common/errors.ts";
+import { BufferPool } from "../../src/nbd/bufpool.ts";
 import { MAX_STATUS_EXTENTS, execute, toNbdError, walkAllocation } from "../../src/nbd/commands.ts";
 import { ReplyMode, Replies } from "../../src/nbd/replies.ts";
 import type { NbdRequest } from "../../src/nbd/session.ts";
@@ -136,6 +137,37 @@ describe("READ, structured replies", () => {
     };
     const c2 = parse((await execute(req(NBD_CMD.READ, 0, 4096), thrower, new Replies(ReplyMode.STRUCTURED))).data) as Chunk[];
     expect(c2.map((c) => c.type)).toEqual([RT.OFFSET_DATA]);
+  });
+});
+
+describe("READ into pooled buffers (devices with readInto)", () => {
+  function intoDevice(bad?: [number, number]): BlockDevice {
+    const dev = new MemDevice(data, { zeros, bad });
+    return Object.assign(dev, {
+      async readInto(offset: number, dest: Uint8Array) {
+        dest.set(await dev.read(offset, dest.length));
+      },
+    });
+  }
+
+  it("fills buffers from the pool and lists them in `owned` for release after writing", async () => {
+    const pool = new BufferPool();
+    for (const mode of [ReplyMode.SIMPLE, ReplyMode.STRUCTURED]) {
+      const res = await execute(req(NBD_CMD.READ, 32768, 100_000), intoDevice(), new Replies(mode), pool);
+      expect(res.owned!.length).toBe(mode === ReplyMode.SIMPLE ? 1 : 2); // structured: the two data pieces around the hole
+      for (const b of res.owned!) expect(b.buffer.byteLength).toBe(BufferPool.classOf(b.length));
+      const reps = parse(res.data, [[1n, 100_000]]);
+      const got = mode === ReplyMode.SIMPLE ? (reps[0] as { data: Buffer }).data : assemble(reps as Chunk[], 32768, 100_000).data;
+      expectSame(got, expected(32768, 100_000));
+    }
+  });
+
+  it("returns the buffer to the pool when the read fails", async () => {
+    const pool = new BufferPool();
+    const res = await execute(req(NBD_CMD.READ, 0, 16384), intoDevice([100, 200]), new Replies(ReplyMode.SIMPLE), pool);
+    expect(parse(res.data)).toEqual([{ kind: "simple", error: ERR.EIO, cookie: 1n }]);
+    expect(res.owned).toBeUndefined();
+    expect(pool.idleBytes).toBe(16384);
   });
 });
 

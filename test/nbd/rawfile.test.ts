@@ -33,6 +33,21 @@ describe("RawFileDevice", () => {
     }
   });
 
+  it("readInto fills caller buffers the same way on the synchronous and the thread-pool path", async () => {
+    for (const syncReadMax of [0, 4096, 1 << 30]) {
+      const dev = await RawFileDevice.open(join(dir, "img"), { syncReadMax });
+      try {
+        for (const [o, n] of [[0, 4096], [100, 8000], [0, bytes.length]] as const) {
+          const dest = new Uint8Array(new ArrayBuffer(n + 16), 16, n); // not a Buffer, not at offset 0
+          await dev.readInto(o, dest);
+          expect(Buffer.from(dest).equals(bytes.subarray(o, o + n)), `sync≤${syncReadMax} ${o}+${n}`).toBe(true);
+        }
+      } finally {
+        await dev.close();
+      }
+    }
+  });
+
   it("fails with IO and the offset of the first missing byte when the file shrank", async () => {
     const p = join(dir, "shrinks");
     await writeFile(p, bytes);
@@ -43,6 +58,10 @@ describe("RawFileDevice", () => {
       expect(err).toBeInstanceOf(PfsError);
       expect((err as PfsError).code).toBe(ErrorCode.IO);
       expect((err as PfsError).data.offset).toBe(5000);
+      const big = await RawFileDevice.open(p, { syncReadMax: 0 });
+      const err2 = await big.readInto(4096, new Uint8Array(4096)).catch((e: unknown) => e);
+      await big.close();
+      expect((err2 as PfsError).data.offset).toBe(5000);
     } finally {
       await dev.close();
     }
