@@ -199,6 +199,7 @@ class Connection {
   private corked = false;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private peerEnded = false;
 
   constructor(
     private readonly server: NbdServer,
@@ -221,7 +222,11 @@ class Connection {
       this.session.push(chunk);
       this.pump();
     });
-    s.on("end", () => this.handle(this.session.eof()));
+    s.on("end", () => {
+      // Requests may still wait unparsed (caps reached): EOF counts once they are done.
+      this.peerEnded = true;
+      this.pump();
+    });
     s.on("drain", () => this.pump());
     this.handshakeTimer = setTimeout(() => {
       if (this.session.state !== State.TRANSMISSION) this.destroy(`handshake not finished after ${this.server.opts.handshakeTimeoutMs} ms`);
@@ -247,7 +252,10 @@ class Connection {
         return;
       }
       const ev = this.session.poll();
-      if (!ev) break;
+      if (!ev) {
+        if (this.peerEnded) this.handle(this.session.eof());
+        break;
+      }
       this.handle(ev);
     }
     if (this.ending) this.maybeFinish();

@@ -235,6 +235,36 @@ describe("misbehaving peers", () => {
     }
   });
 
+  it("a client that sends requests and half-closes still gets every reply, even past the in-flight caps", async () => {
+    const dev = new MemDevice(bytes);
+    dev.delay = () => 20;
+    const s = await startServer({ disk: { device: dev } }, { maxRequestsInFlight: 2 });
+    try {
+      const c = await RawClient.connect(s.port);
+      await c.handshake();
+      c.send(option(OPT.GO, goData("disk")));
+      for (;;) if (((await c.reply()) as OptReply).type === REP.ACK) break;
+      c.reader.phase = "transmission";
+      const reqs: Buffer[] = [];
+      for (let i = 0; i < 10; i++) {
+        c.reader.expectRead(i, 1024);
+        reqs.push(request({ type: CMD.READ, cookie: i, offset: i * 1024, length: 1024 }));
+      }
+      c.socket.end(Buffer.concat(reqs)); // requests, then FIN
+      const got = new Set<bigint>();
+      for (let i = 0; i < 10; i++) {
+        const r = (await c.reply()) as SimpleReply;
+        expect(r.error).toBe(0);
+        expect(r.data!.equals(bytes.subarray(Number(r.cookie) * 1024, Number(r.cookie) * 1024 + 1024))).toBe(true);
+        got.add(r.cookie);
+      }
+      expect(got.size).toBe(10);
+      await c.waitClosed();
+    } finally {
+      await s.stop();
+    }
+  });
+
   it("an idle connection in transmission is kept past the handshake timeout", async () => {
     const c = await attach();
     await new Promise((r) => setTimeout(r, 700));
