@@ -10,7 +10,6 @@
 import type { BlockDevice, Extent } from "../common/blockdev.ts";
 import { ErrorCode, PfsError } from "../common/errors.ts";
 import { log } from "../common/debug.ts";
-import { nameOf } from "../common/names.ts";
 import type { BufferPool } from "./bufpool.ts";
 import { ReplyMode, type Replies, type StatusExtent } from "./replies.ts";
 import type { NbdRequest } from "./session.ts";
@@ -97,10 +96,9 @@ async function readExactly(dev: BlockDevice, offset: number, length: number, poo
   return data;
 }
 
-function failed(req: NbdRequest, e: unknown): CommandResult["error"] {
-  const errno = toNbdError(e);
-  log.nbd("%s @%d+%d failed -> %s: %s", nameOf(NBD_CMD, req.type), req.offset, req.length, nameOf(NBD_E, errno), messageOf(e));
-  return { errno, cause: e };
+/** A failure for the result (the server logs it, with the connection id). */
+function failed(_req: NbdRequest, e: unknown): CommandResult["error"] {
+  return { errno: toNbdError(e), cause: e };
 }
 
 async function readSimple(req: NbdRequest, dev: BlockDevice, R: Replies, pool: BufferPool | undefined, owned: Uint8Array[]): Promise<CommandResult> {

@@ -5,7 +5,6 @@
  * replies. NBD_OPT_EXPORT_NAME is not here: it has no reply packet and is
  * handled by the session itself.
  */
-import { log } from "../common/debug.ts";
 import { nameOf } from "../common/names.ts";
 import {
   BASE_ALLOCATION,
@@ -17,6 +16,7 @@ import {
   NBD_OPT,
   NBD_REP,
   NBD_TX_FLAG,
+  OPTION_REPLY,
   encodeInfoBlockSize,
   encodeInfoExport,
   encodeInfoString,
@@ -57,6 +57,17 @@ export interface OptionOutcome {
   go?: ExportInfo;
   /** NBD_OPT_ABORT: soft disconnect after the ACK. */
   abort?: boolean;
+}
+
+/** "NBD_REP_INFO, NBD_REP_ACK" or "NBD_REP_ERR_UNKNOWN (message)": replies for a log line. */
+export function describeReplies(replies: readonly Buffer[]): string {
+  return replies
+    .map((b) => {
+      const type = b.readUInt32BE(OPTION_REPLY.at.reply_type);
+      const name = `NBD_REP_${nameOf(NBD_REP, type)}`;
+      return type & 0x80000000 ? `${name} (${b.subarray(OPTION_REPLY.size).toString("utf8")})` : name;
+    })
+    .join(", ");
 }
 
 /** Transmission flags for a read-only export (proto.md "Transmission flags"). */
@@ -103,8 +114,8 @@ class OptReader {
 function reply(option: number, type: number, data?: Uint8Array): Buffer {
   return encodeOptionReply(option, type, data);
 }
+/** An error reply carrying a message (the session logs it with the connection id). */
 function err(option: number, type: number, message: string): OptionOutcome {
-  log.nbd("%s -> %s: %s", nameOf(NBD_OPT, option), nameOf(NBD_REP, type), message);
   return { replies: [reply(option, type, Buffer.from(message, "utf8"))] };
 }
 function unknownExport(option: number, name: string, catalog: ExportCatalog): OptionOutcome {
@@ -178,7 +189,6 @@ function optInfoGo(neg: Negotiated, catalog: ExportCatalog, option: number, data
   // so every client learns the 32 MiB cap, like qemu-nbd does.
   replies.push(reply(option, NBD_REP.INFO, encodeInfoBlockSize(MIN_BLOCK_SIZE, preferredBlockSize(info), MAX_PAYLOAD)));
   replies.push(reply(option, NBD_REP.ACK));
-  log.nbd("%s %j -> ACK (size %d)", nameOf(NBD_OPT, option), info.name, info.size);
   return option === NBD_OPT.GO ? { replies, go: info } : { replies };
 }
 

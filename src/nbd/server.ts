@@ -19,7 +19,8 @@ import { BufferPool } from "./bufpool.ts";
 import { execute } from "./commands.ts";
 import type { ExportCatalog, ExportInfo } from "./options.ts";
 import { type NbdRequest, Session, type SessionEvent, State } from "./session.ts";
-import { MAX_PAYLOAD, NBD_CMD } from "./wire.ts";
+import { nameOf } from "../common/names.ts";
+import { MAX_PAYLOAD, NBD_CMD, NBD_E } from "./wire.ts";
 
 export interface NbdExport {
   device: BlockDevice;
@@ -208,7 +209,7 @@ class Connection {
   ) {
     const client = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : "unix";
     this.stats = { id, client, export: undefined, startedAt: Date.now(), requests: 0, bytes: 0, errors: 0, reason: "", hard: false };
-    this.session = new Session(server.catalog);
+    this.session = new Session(server.catalog, { tag: `conn#${id} ` });
     socket.on("close", () => this.onClose());
     socket.on("error", (e) => this.fail(`socket error: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
   }
@@ -315,6 +316,7 @@ class Connection {
             errno: res.error.errno,
             error: res.error.cause,
           };
+          log.nbd("conn#%d NBD_CMD_%s @%d+%d -> NBD_%s: %s", info.id, nameOf(NBD_CMD, req.type), req.offset, req.length, nameOf(NBD_E, info.errno), info.error instanceof Error ? info.error.message : String(info.error));
           this.server.emit("request-error", info);
         }
       })

@@ -28,7 +28,7 @@ import { log } from "../common/debug.ts";
 import { ErrorCode, PfsError } from "../common/errors.ts";
 import { nameOf } from "../common/names.ts";
 import { ByteQueue } from "./bytequeue.ts";
-import { type ExportCatalog, type ExportInfo, type Negotiated, handleOption, transmissionFlags } from "./options.ts";
+import { type ExportCatalog, type ExportInfo, type Negotiated, describeReplies, handleOption, transmissionFlags } from "./options.ts";
 import { ReplyMode, Replies } from "./replies.ts";
 import {
   CLIENT_FLAGS,
@@ -84,6 +84,8 @@ export type SessionEvent =
 export interface SessionOptions {
   /** Option data above this is refused with NBD_REP_ERR_TOO_BIG and a hard disconnect. */
   maxOptionLength?: number;
+  /** Prefix of this session's debug log lines, e.g. "conn#3 ". */
+  tag?: string;
 }
 
 /** Largest option data we buffer: names and queries are ≤ 4096 bytes each. */
@@ -102,9 +104,11 @@ export class Session {
   private _replies: Replies | undefined;
   private metaActive = false;
   private readonly maxOptionLength: number;
+  private readonly tag: string;
 
   constructor(private readonly catalog: ExportCatalog, opts: SessionOptions = {}) {
     this.maxOptionLength = opts.maxOptionLength ?? DEFAULT_MAX_OPTION_LENGTH;
+    this.tag = opts.tag ?? "";
     this.outbox.push({ kind: "send", data: [encodeGreeting()] });
   }
 
@@ -170,7 +174,7 @@ export class Session {
 
   private die(reason: string): SessionEvent {
     this._state = State.DEAD;
-    log.nbd("session dead: %s", reason);
+    log.nbd("%ssession dead: %s", this.tag, reason);
     const ev: SessionEvent = { kind: "end", hard: true, reason, error: new PfsError(ErrorCode.PROTOCOL, `NBD client: ${reason}`) };
     return ev;
   }
@@ -217,6 +221,7 @@ export class Session {
     if (option === NBD_OPT.EXPORT_NAME) return this.exportName(data);
 
     const out = handleOption(this.neg, this.catalog, option, data);
+    log.nbd("%sNBD_OPT_%s (%d bytes) -> %s", this.tag, nameOf(NBD_OPT, option), length, describeReplies(out.replies));
     this.outbox.push({ kind: "send", data: out.replies });
     if (out.abort) {
       this._state = State.CLOSED;
@@ -295,7 +300,7 @@ export class Session {
     const R = this.replies;
     const name = nameOf(NBD_CMD, h.type);
     const fail = (errno: number, why: string): SessionEvent => {
-      log.nbd("%s cookie %s: %s -> %s", name, h.cookie, why, nameOf(NBD_E, errno));
+      log.nbd("%sNBD_CMD_%s cookie %s: %s -> NBD_%s", this.tag, name, h.cookie, why, nameOf(NBD_E, errno));
       return { kind: "send", data: [R.error(h.cookie, h.offset, errno, `${name}: ${why}`)] };
     };
     if (h.type === NBD_CMD.DISC) {

@@ -129,6 +129,18 @@ describe("nbdcopy and qemu", () => {
     expect(diff.code).toBe(1);
   });
 
+  it("qemu-nbd --list sees the exports with nbdkit's flags; qemu-img map sees the holes", async () => {
+    const list = await run("qemu-nbd", ["--list", "-b", "127.0.0.1", "-p", String(srv.port)]);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toContain("exports available: 3");
+    expect(list.stdout).toMatch(/export: 'sparse'\n\s+description: with holes\n\s+size:\s+4194304\n\s+flags: 0x587 \( readonly flush df multi cache \)/);
+    expect(list.stdout).toMatch(/min block: 1\n\s+opt block: 4096\n\s+max block: 33554432/);
+    const map = await run("qemu-img", ["map", "--output=json", "-f", "raw", srv.uri("sparse")]);
+    expect(map.code, map.stderr).toBe(0);
+    const rows = JSON.parse(map.stdout).map((r: { start: number; length: number; data: boolean; zero: boolean }) => [r.start, r.length, r.data, r.zero]);
+    expect(rows).toEqual([[0, MiB, true, false], [MiB, MiB, false, true], [2 * MiB, MiB + 65536, true, false], [3 * MiB + 65536, MiB - 65536, false, true]]);
+  });
+
   it("qemu-io reads patterns and hexdumps the right bytes", async () => {
     const zero = await run("qemu-io", ["-r", "-f", "raw", "-c", `read -P 0 ${MiB} ${MiB}`, srv.uri("sparse")]);
     expect(zero.code, zero.stderr).toBe(0);
