@@ -65,8 +65,11 @@ export class ByteQueue {
     if (this.pos === this.chunks[this.head]!.length) {
       this.head++;
       this.pos = 0;
-      // Compact now and then so the array does not grow without bound.
-      if (this.head > 64 || this.head === this.chunks.length) {
+      // Reset when empty (the common case), compact now and then otherwise.
+      if (this.head === this.chunks.length) {
+        this.chunks.length = 0;
+        this.head = 0;
+      } else if (this.head > 64) {
         this.chunks = this.chunks.slice(this.head);
         this.head = 0;
       }
