@@ -22,6 +22,9 @@ import { type NbdRequest, Session, type SessionEvent, State } from "./session.ts
 import { nameOf } from "../common/names.ts";
 import { MAX_PAYLOAD, NBD_CMD, NBD_E } from "./wire.ts";
 
+/** Replies written in one tick are batched into one writev up to this many bytes. */
+const CORK_FLUSH_BYTES = 256 * 1024;
+
 export interface NbdExport {
   device: BlockDevice;
   /** Shown by NBD_INFO_DESCRIPTION and NBD_OPT_LIST. */
@@ -198,6 +201,7 @@ class Connection {
   private ending: { hard: boolean; reason: string } | undefined;
   private paused = true;
   private corked = false;
+  private corkedBytes = 0;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private peerEnded = false;
@@ -342,16 +346,23 @@ class Connection {
     if (!this.corked) {
       this.corked = true;
       s.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        s.uncork();
-      });
+      process.nextTick(() => this.uncork());
     }
     const last = data.length - 1;
-    for (let i = 0; i < last; i++) s.write(data[i]!);
+    for (let i = 0; i < last; i++) this.corkedBytes += data[i]!.length, s.write(data[i]!);
+    this.corkedBytes += data[last]!.length;
     // The callback runs once (with an error if the socket dies first).
     if (owned) s.write(data[last]!, () => owned.forEach((b) => pool.release(b)));
     else s.write(data[last]!);
+    // Flush big batches at once: their bytes are still in the CPU cache from the read.
+    if (this.corkedBytes >= CORK_FLUSH_BYTES) this.uncork();
+  }
+
+  private uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.corkedBytes = 0;
+    this.socket.uncork();
   }
 
   /** Close once nothing is executing (soft) or right away (hard), after queued writes. */
