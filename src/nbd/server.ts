@@ -130,7 +130,8 @@ export class NbdServer extends EventEmitter {
       this.net.once("error", onError);
       const done = () => {
         this.net.off("error", onError);
-        this.net.on("error", (e) => this.emit("error", e));
+        // e.g. EMFILE on accept: never fatal for the server without a listener.
+        this.net.on("error", (e) => (this.listenerCount("error") > 0 ? this.emit("error", e) : log.nbd("server error: %s", e.message)));
         resolve();
       };
       if ("path" in target) this.net.listen(target.path, done);
@@ -308,21 +309,7 @@ class Connection {
       .then((res) => {
         this.write(res.data, res.owned);
         this.stats.bytes += res.bytes;
-        if (res.error) {
-          this.stats.errors++;
-          const info: RequestErrorInfo = {
-            id: this.stats.id,
-            client: this.stats.client,
-            export: this.stats.export,
-            type: req.type,
-            offset: req.offset,
-            length: req.length,
-            errno: res.error.errno,
-            error: res.error.cause,
-          };
-          log.nbd("conn#%d NBD_CMD_%s @%d+%d -> NBD_%s: %s", info.id, nameOf(NBD_CMD, req.type), req.offset, req.length, nameOf(NBD_E, info.errno), info.error instanceof Error ? info.error.message : String(info.error));
-          this.server.emit("request-error", info);
-        }
+        if (res.error) this.requestFailed(req, res.error.errno, res.error.cause);
       })
       .catch((e: unknown) => this.fail(`internal error: ${e instanceof Error ? e.message : String(e)}`))
       .finally(() => {
@@ -330,6 +317,14 @@ class Connection {
         this.reserved -= bytes;
         this.pump();
       });
+  }
+
+  private requestFailed(req: NbdRequest, errno: number, error: unknown): void {
+    const { id, client, export: name } = this.stats;
+    this.stats.errors++;
+    const info: RequestErrorInfo = { id, client, export: name, type: req.type, offset: req.offset, length: req.length, errno, error };
+    log.nbd("conn#%d NBD_CMD_%s @%d+%d -> NBD_%s: %s", id, nameOf(NBD_CMD, req.type), req.offset, req.length, nameOf(NBD_E, errno), error instanceof Error ? error.message : String(error));
+    this.server.emit("request-error", info);
   }
 
   /**
