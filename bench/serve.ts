@@ -71,7 +71,13 @@ async function startNbdkit(img: string, dir: string): Promise<Server> {
   // Without -f nbdkit daemonizes after it listens: no readiness poll needed.
   const r = await sh("nbdkit", ["-r", "--ip-addr", "127.0.0.1", "-p", String(port), "-P", pidfile, "file", img]);
   if (r.code !== 0) throw new Error(`nbdkit failed: ${r.stderr}`);
-  const pid = Number((await readFile(pidfile, "utf8")).trim());
+  // The daemon writes its pidfile after the parent has returned: wait for it.
+  let pid = NaN;
+  for (let i = 0; i < 500 && !(pid > 0); i++) {
+    pid = Number((await readFile(pidfile, "utf8").catch(() => "")).trim() || NaN);
+    if (!(pid > 0)) await new Promise((res) => setTimeout(res, 10));
+  }
+  if (!(pid > 0)) throw new Error(`nbdkit wrote no pidfile ${pidfile}`);
   return {
     name: "nbdkit file",
     uri: `nbd://127.0.0.1:${port}/`,
