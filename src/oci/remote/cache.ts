@@ -153,8 +153,14 @@ export class DiskCache {
     this.stats.writes++;
     this.estimate += bytes.length;
     this.writtenSinceScan += bytes.length;
-    // Other processes grow the cache too: look again after writing a tenth of it.
-    if (this.estimate > this.maxBytes || this.writtenSinceScan > this.maxBytes / 10) await this.evict();
+    // Other processes grow the cache too: look again after writing a tenth of it. The
+    // scan runs in the background, off the read path that called put (see idle()).
+    if (this.estimate > this.maxBytes || this.writtenSinceScan > this.maxBytes / 10) this.evict().catch((e: unknown) => log.oci("cache: eviction failed: %s", (e as Error).message));
+  }
+
+  /** Resolves when no eviction scan is running (tests; a clean shutdown). */
+  async idle(): Promise<void> {
+    while (this.evicting) await this.evicting;
   }
 
   /** Rescan and delete least recently used blobs until at most 90 % of maxBytes remain. */

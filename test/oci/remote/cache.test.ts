@@ -66,6 +66,7 @@ describe("oci/remote/cache", () => {
     expect(statSync(c.path(bs[0]!.hex)).mtimeMs).toBeGreaterThan((t0 + 600) * 1000);
     const extra = blob(3000);
     await c.put(extra.hex, extra.bytes); // 11000 > 10000: evict to ≤ 9000
+    await c.idle();
     const left = new Set(readdirSync(join(dir, "blobs", "sha256")));
     expect(left.has(bs[1]!.hex)).toBe(false);
     expect(left.has(bs[0]!.hex)).toBe(true);
@@ -81,6 +82,7 @@ describe("oci/remote/cache", () => {
     const xs = Array.from({ length: 30 }, () => blob(1000));
     // Interleaved writes from both, and evictions racing on the same files.
     await Promise.all(xs.map((x, i) => (i % 2 ? a : b).put(x.hex, x.bytes)));
+    await Promise.all([a.idle(), b.idle()]);
     await Promise.all([a.evict(), b.evict(), a.evict()]);
     const files = readdirSync(join(dir, "blobs", "sha256"));
     const total = files.reduce((s, f) => s + statSync(join(dir, "blobs", "sha256", f)).size, 0);
