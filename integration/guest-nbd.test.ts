@@ -7,16 +7,18 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run, stopAllChildren } from "./lib/proc.ts";
-import { expectGuestSaw, integration, loadManifest, runGuest, workDir } from "./lib/scenario.ts";
+import { expectGuestSaw, integration, loadManifest, runGuest, scenarioTimer, workDir } from "./lib/scenario.ts";
 import type { ServerUnderTest } from "./lib/server.ts";
 import { makeServer } from "./lib/sut.ts";
 
 const ctx = integration();
 let server: ServerUnderTest;
 let dir: string;
+let stopTimer: (() => void) | undefined;
 let exportSize: number;
 
 beforeAll(async () => {
+  stopTimer = scenarioTimer("1: guest kernel NBD client (nbd-client, 5 boots)");
   dir = workDir("guest-nbd");
   server = makeServer(ctx.kind, dir);
   await server.start([ctx.base.export]);
@@ -28,6 +30,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
   await stopAllChildren();
+  stopTimer?.();
 });
 
 /** The mount line the guest prints: device, read-only flag, size in 512-byte sectors. */

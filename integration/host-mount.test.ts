@@ -8,18 +8,18 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diffTrees, mountExport, statLines, xattrLines, type HostMount } from "./lib/hostmount.ts";
 import { buildManifest, compareManifests } from "./lib/manifest.ts";
-import { recordTiming, run, stopAllChildren } from "./lib/proc.ts";
-import { integration, loadManifest, workDir } from "./lib/scenario.ts";
+import { run, stopAllChildren } from "./lib/proc.ts";
+import { integration, loadManifest, scenarioTimer, workDir } from "./lib/scenario.ts";
 import type { ServerUnderTest } from "./lib/server.ts";
 import { makeServer } from "./lib/sut.ts";
 
 const ctx = integration();
 let server: ServerUnderTest;
 let mount: HostMount | undefined;
-let t0 = 0;
+let stopTimer: (() => void) | undefined;
 
 beforeAll(async () => {
-  t0 = performance.now();
+  stopTimer = scenarioTimer("3: host nbdfuse + loop mount + diff/stat/getfattr");
   const dir = workDir("host-mount");
   server = makeServer(ctx.kind, dir);
   await server.start([ctx.base.export]);
@@ -30,7 +30,7 @@ afterAll(async () => {
   await mount?.unmount();
   await server?.stop();
   await stopAllChildren();
-  recordTiming("host: nbdfuse + loop mount + comparisons", (performance.now() - t0) / 1000);
+  stopTimer?.();
 });
 
 describe(`host loop mount through nbdfuse against ${ctx.kind}`, () => {

@@ -8,15 +8,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compareManifests } from "./lib/manifest.ts";
 import { run, stopAllChildren } from "./lib/proc.ts";
-import { expectGuestSaw, integration, loadManifest, runGuest, workDir } from "./lib/scenario.ts";
+import { expectGuestSaw, integration, loadManifest, runGuest, scenarioTimer, workDir } from "./lib/scenario.ts";
 import type { ServerUnderTest } from "./lib/server.ts";
 import { makeServer } from "./lib/sut.ts";
 
 const ctx = integration();
 let server: ServerUnderTest;
 let dir: string;
+let stopTimer: (() => void) | undefined;
 
 beforeAll(async () => {
+  stopTimer = scenarioTimer("5: many tags, two exports in one guest (1 boot)");
   dir = workDir("many-tags");
   server = makeServer(ctx.kind, dir);
   await server.start([ctx.base.export, ctx.delta.export]);
@@ -25,6 +27,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
   await stopAllChildren();
+  stopTimer?.();
 });
 
 describe(`two exports from one server (${ctx.kind})`, () => {

@@ -6,15 +6,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run, stopAllChildren } from "./lib/proc.ts";
-import { expectGuestSaw, integration, loadManifest, runGuest, workDir } from "./lib/scenario.ts";
+import { expectGuestSaw, integration, loadManifest, runGuest, scenarioTimer, workDir } from "./lib/scenario.ts";
 import type { ServerUnderTest } from "./lib/server.ts";
 import { makeServer } from "./lib/sut.ts";
 
 const ctx = integration();
 let server: ServerUnderTest;
 let dir: string;
+let stopTimer: (() => void) | undefined;
 
 beforeAll(async () => {
+  stopTimer = scenarioTimer("2: QEMU NBD disk (1 boot)");
   dir = workDir("qemu-disk");
   server = makeServer(ctx.kind, dir);
   await server.start([ctx.base.export]);
@@ -23,6 +25,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
   await stopAllChildren();
+  stopTimer?.();
 });
 
 describe(`QEMU NBD block driver against ${ctx.kind}`, () => {

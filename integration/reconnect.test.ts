@@ -14,7 +14,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sleep, stopAllChildren } from "./lib/proc.ts";
-import { expectGuestSaw, integration, loadManifest, runGuest, workDir } from "./lib/scenario.ts";
+import { expectGuestSaw, integration, loadManifest, runGuest, scenarioTimer, workDir } from "./lib/scenario.ts";
 import type { ServerUnderTest } from "./lib/server.ts";
 import { makeServer } from "./lib/sut.ts";
 
@@ -22,8 +22,10 @@ const ctx = integration();
 const DOWN_MS = 3000;
 let server: ServerUnderTest;
 let dir: string;
+let stopTimer: (() => void) | undefined;
 
 beforeAll(async () => {
+  stopTimer = scenarioTimer("4: reconnect after a server kill (1 boot)");
   dir = workDir("reconnect");
   server = makeServer(ctx.kind, dir);
   await server.start([ctx.base.export]);
@@ -32,6 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
   await stopAllChildren();
+  stopTimer?.();
 });
 
 describe(`server restart under a mounted filesystem (${ctx.kind})`, () => {

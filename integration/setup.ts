@@ -5,14 +5,14 @@
  * exports of the server under test, and takes their manifests on the host.
  * Hands paths to the test files through vitest's provide/inject.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { prepareCorpus } from "./lib/corpus.ts";
 import { ensureGuestAssets, type GuestAssets } from "./lib/guest-assets.ts";
 import { buildManifest, manifestToJson } from "./lib/manifest.ts";
 import { CACHE } from "./lib/paths.ts";
-import { timed } from "./lib/proc.ts";
+import { recordTiming, timed } from "./lib/proc.ts";
 import type { Export } from "./lib/server.ts";
 import { prepareExports, sutKind, type SutKind } from "./lib/sut.ts";
 
@@ -40,7 +40,7 @@ declare module "vitest" {
   }
 }
 
-export default async function setup(project: TestProject): Promise<void> {
+export default async function setup(project: TestProject): Promise<() => void> {
   if (process.getuid?.() !== 0) {
     throw new Error("the integration suite runs as root (loop mounts, device nodes, trusted.* xattrs)");
   }
@@ -72,4 +72,14 @@ export default async function setup(project: TestProject): Promise<void> {
       `kernel ${assets.kver}; ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
   );
   project.provide("integration", { kind, assets, base: base!, delta: delta!, runDir });
+  recordTiming("setup: total", (performance.now() - t0) / 1000);
+  return () => printTimings(runDir);
+}
+
+/** The wall times of this run, one line each, in the order they were taken. */
+function printTimings(runDir: string): void {
+  const file = join(runDir, "timings.tsv");
+  if (!existsSync(file)) return;
+  const rows = readFileSync(file, "utf8").trim().split("\n").map((l) => l.split("\t"));
+  process.stdout.write(`\nIntegration wall times (s):\n${rows.map(([s, l]) => `  ${s!.padStart(7)}  ${l}`).join("\n")}\n`);
 }

@@ -8,8 +8,10 @@
  * a failing scenario never leaves QEMU, nbdfuse or a server behind.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import net from "node:net";
+import { join } from "node:path";
+import { cacheDir } from "./paths.ts";
 
 export interface RunResult {
   code: number | null;
@@ -195,11 +197,11 @@ export async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> 
 }
 
 /**
- * Timings are printed as they happen (`TIMING <seconds> s <label>`), and
- * collected so the suite can print a summary table.
+ * Timings are printed as they happen (`TIMING <seconds> s <label>`) and
+ * appended to .cache/run/timings.tsv, from which global teardown prints the
+ * table for the whole run (test files run in separate processes).
  */
-export const timings: { label: string; seconds: number }[] = [];
 export function recordTiming(label: string, seconds: number): void {
-  timings.push({ label, seconds });
   process.stdout.write(`TIMING ${seconds.toFixed(1)} s  ${label}\n`);
+  appendFileSync(join(cacheDir("run"), "timings.tsv"), `${seconds.toFixed(1)}\t${label}\n`);
 }

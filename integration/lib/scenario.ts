@@ -34,6 +34,15 @@ export function workDir(name: string): string {
   return d;
 }
 
+/**
+ * Wall time of a whole scenario file (server start to stop): call in
+ * beforeAll, call the result in afterAll.
+ */
+export function scenarioTimer(label: string): () => void {
+  const t0 = performance.now();
+  return () => recordTiming(`scenario ${label}`, (performance.now() - t0) / 1000);
+}
+
 /** Guest boots stop after this long: a full-corpus verify takes ~30 s, a hung one never ends. */
 export const GUEST_TIMEOUT_MS = 300_000;
 
