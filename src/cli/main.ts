@@ -8,6 +8,7 @@ import { ExitCode, PfsError, exitCodeFor } from "../common/errors.ts";
 import { registerCat } from "./cat.ts";
 import { registerInfo } from "./info.ts";
 import { registerLs } from "./ls.ts";
+import { registerServe } from "./serve.ts";
 
 export function buildProgram(): Command {
   const program = new Command("puzzlefs")
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerInfo(program);
   registerLs(program);
   registerCat(program);
+  registerServe(program);
   return program;
 }
 
