@@ -14,7 +14,7 @@ import { buildManifest, manifestToJson } from "./lib/manifest.ts";
 import { CACHE } from "./lib/paths.ts";
 import { recordTiming, timed } from "./lib/proc.ts";
 import type { Export } from "./lib/server.ts";
-import { prepareExports, sutKind, type SutKind } from "./lib/sut.ts";
+import { prepareExports, prepareServer, sutKind, type SutKind } from "./lib/sut.ts";
 
 export interface TreeInfo {
   /** The source tree on the host. */
@@ -54,6 +54,7 @@ export default async function setup(project: TestProject): Promise<() => void> {
   const corpus = await timed("setup: corpus (debootstrap rootfs + torture tree + delta)", prepareCorpus);
   const exportsDir = join(runDir, "exports");
   mkdirSync(exportsDir);
+  await timed(`setup: server under test (${kind})`, () => prepareServer(kind));
   const exp = await timed(`setup: exports for ${kind}`, () =>
     prepareExports(kind, corpus.base, corpus.delta, exportsDir),
   );

@@ -10,7 +10,8 @@ import { inject } from "vitest";
 import type { IntegrationContext } from "../setup.ts";
 import { compareManifests, manifestFromJson, parseGuestReport, type Manifest } from "./manifest.ts";
 import { bootGuest, consoleSummary, type BootOptions, type BootResult } from "./qemu.ts";
-import { recordTiming } from "./proc.ts";
+import { recordTiming, sleep } from "./proc.ts";
+import type { ServerUnderTest } from "./server.ts";
 
 export function integration(): IntegrationContext {
   return inject("integration");
@@ -79,4 +80,28 @@ export function expectGuestSaw(r: BootResult, dev: number, manifest: Manifest, w
   if (problems.length) {
     throw new GuestFailure(`${problems.join("\n")}\n--- guest console log ---\n${consoleSummary(r.lines)}\n---`);
   }
+}
+
+/**
+ * The server's connection count once it reaches `atLeast` or `timeoutMs`
+ * passes: some servers log a connection only when it ends, a moment after
+ * the guest has gone.
+ */
+export async function connectionsSettled(server: ServerUnderTest, atLeast: number, timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (server.connections() < atLeast && Date.now() < deadline) await sleep(50);
+  await sleep(200); // and no more than that
+  return server.connections();
+}
+
+/**
+ * Export names the guest's `nbd-client -l` printed (EXPORT lines). nbd-client
+ * prints "NAME: DESCRIPTION" when the server sends a description with the name
+ * (NBD_REP_SERVER), just "NAME" otherwise.
+ */
+export function listedExports(lines: readonly string[]): string[] {
+  return lines
+    .filter((l) => l.startsWith("EXPORT "))
+    .map((l) => l.slice("EXPORT ".length).replace(/: .*$/, ""))
+    .sort();
 }

@@ -4,9 +4,11 @@
  * reference server). Servers listen on 127.0.0.1 only, on a port picked free;
  * a restart reuses the port so clients can reconnect to the same address.
  */
-import { mkdirSync, readFileSync, existsSync, rmSync, symlinkSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { appendFileSync, mkdirSync, readFileSync, existsSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, run, stopPidfile, trackPidfile, pidAlive } from "./proc.ts";
+import { REPO } from "./paths.ts";
+import { exited, freePort, run, startChild, stopChild, stopPidfile, trackPidfile, pidAlive } from "./proc.ts";
 
 /** One export: a raw disk image file, or a tag of a PuzzleFS image directory. */
 export interface Export {
@@ -101,5 +103,86 @@ export class NbdkitServer implements ServerUnderTest {
 
   log(): string {
     return existsSync(this.logfile) ? readFileSync(this.logfile, "utf8") : "";
+  }
+}
+
+/**
+ * `puzzlefs serve`, the product: `node bin/puzzlefs.js serve [OCI_DIR]
+ * [--tag T ...] [--raw NAME=FILE ...] --listen 127.0.0.1:PORT` (needs
+ * `npm run build`). The first start listens on port 0 and reads the port from
+ * the "listening on" line it prints when ready; restarts reuse it. The server
+ * logs one line per connection when the connection ends (`conn#N CLIENT
+ * export "NAME": ...`), which is what connections() counts; a SIGKILLed
+ * server never writes the lines of its open connections.
+ */
+export class PuzzlefsServer implements ServerUnderTest {
+  readonly kind = "puzzlefs";
+  port = 0;
+  private exports: readonly Export[] = [];
+  private child: ChildProcess | undefined;
+  private readonly logfile: string;
+  private text = "";
+
+  constructor(work: string) {
+    mkdirSync(work, { recursive: true });
+    this.logfile = join(work, "puzzlefs-serve.log");
+    rmSync(this.logfile, { force: true });
+  }
+
+  async start(exports: readonly Export[]): Promise<void> {
+    this.exports = exports;
+    const dirs = [...new Set(exports.flatMap((e) => (e.oci ? [e.oci.dir] : [])))];
+    if (dirs.length > 1) throw new Error(`puzzlefs serve takes one image directory, got ${dirs.join(", ")}`);
+    const args = [join(REPO, "bin/puzzlefs.js"), "serve", ...dirs];
+    for (const e of exports) {
+      if (e.oci) {
+        if (e.oci.tag !== e.name) throw new Error(`export ${e.name}: a tag is served under its own name (${e.oci.tag})`);
+        args.push("--tag", e.oci.tag);
+      } else if (e.image) args.push("--raw", `${e.name}=${e.image}`);
+      else throw new Error(`export ${e.name}: neither an image file nor a tag`);
+    }
+    args.push("--listen", `127.0.0.1:${this.port}`);
+    const from = this.text.length; // a restart must not see the previous "listening on"
+    const child = startChild(process.execPath, args, { cwd: REPO });
+    this.child = child;
+    const append = (b: Buffer): void => {
+      this.text += b.toString();
+      appendFileSync(this.logfile, b);
+    };
+    child.stdout!.on("data", append);
+    child.stderr!.on("data", append);
+    const ready = new Promise<number>((resolve, reject) => {
+      const onData = (): void => {
+        const m = /puzzlefs serve: listening on 127\.0\.0\.1:(\d+)/.exec(this.text.slice(from));
+        if (m) resolve(Number(m[1]));
+      };
+      child.stdout!.on("data", onData);
+      void exited(child).then(() => reject(new Error(`puzzlefs serve exited ${child.exitCode}:\n${this.text}`)));
+    });
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`puzzlefs serve not ready after 120 s:\n${this.text}`)), 120_000).unref(),
+    );
+    this.port = await Promise.race([ready, timeout]);
+  }
+
+  async stop(opts: { kill?: boolean } = {}): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.child = undefined;
+    if (opts.kill) child.kill("SIGKILL");
+    await stopChild(child, 15_000);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start(this.exports);
+  }
+
+  connections(): number {
+    return (this.text.match(/ conn#\d+ \S+ export "/g) ?? []).length;
+  }
+
+  log(): string {
+    return this.text;
   }
 }

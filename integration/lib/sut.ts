@@ -10,23 +10,34 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "./proc.ts";
-import { NbdkitServer, type Export, type ServerUnderTest } from "./server.ts";
+import { REPO } from "./paths.ts";
+import { NbdkitServer, PuzzlefsServer, type Export, type ServerUnderTest } from "./server.ts";
 
-export type SutKind = "nbdkit" | "puzzlefs";
+export const SUT_KINDS = ["nbdkit", "puzzlefs-raw", "puzzlefs"] as const;
+export type SutKind = (typeof SUT_KINDS)[number];
 
+/**
+ * PUZZLEFS_SUT selects the server and how exports are made:
+ * - nbdkit: mke2fs images served by nbdkit (the reference; checks the harness)
+ * - puzzlefs-raw: the same mke2fs images served by `puzzlefs serve --raw`
+ *   (our NBD server with every client, before the ext synthesizer)
+ * - puzzlefs: `puzzlefs build` images served as synthesized ext4 disks
+ */
 export function sutKind(): SutKind {
-  const v = process.env.PUZZLEFS_SUT ?? "nbdkit";
-  if (v !== "nbdkit" && v !== "puzzlefs") throw new Error(`PUZZLEFS_SUT=${v}: expected nbdkit or puzzlefs`);
-  return v;
+  const v = process.env.PUZZLEFS_SUT ?? "puzzlefs-raw";
+  if (!(SUT_KINDS as readonly string[]).includes(v)) {
+    throw new Error(`PUZZLEFS_SUT=${v}: expected one of ${SUT_KINDS.join(", ")}`);
+  }
+  return v as SutKind;
 }
 
 export function makeServer(kind: SutKind, work: string): ServerUnderTest {
-  switch (kind) {
-    case "nbdkit":
-      return new NbdkitServer(work);
-    case "puzzlefs":
-      throw new Error("PUZZLEFS_SUT=puzzlefs: `puzzlefs serve` is not on this branch yet");
-  }
+  return kind === "nbdkit" ? new NbdkitServer(work) : new PuzzlefsServer(work);
+}
+
+/** Compile the CLI (bin/puzzlefs.js runs dist/) when the server under test is ours. */
+export async function prepareServer(kind: SutKind): Promise<void> {
+  if (kind !== "nbdkit") await run("npm", ["run", "build", "--silent"], { cwd: REPO });
 }
 
 /** Bytes and inodes a tree needs, from du (allocated bytes) and a count of names. */
@@ -71,7 +82,8 @@ export interface PreparedExports {
 /** Turn the base and delta trees into the two exports every scenario uses. */
 export async function prepareExports(kind: SutKind, base: string, delta: string, work: string): Promise<PreparedExports> {
   switch (kind) {
-    case "nbdkit": {
+    case "nbdkit":
+    case "puzzlefs-raw": {
       const [b, d] = await Promise.all([
         makeExt4Image(base, join(work, "base.ext4")),
         makeExt4Image(delta, join(work, "delta.ext4")),
