@@ -12,7 +12,6 @@
 import { DX_HASH } from "./constants.ts";
 
 const DEFAULT_SEED = Uint32Array.of(0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476);
-const rotl = (x: number, s: number): number => (x << s) | (x >>> (32 - s));
 
 /** Pack up to num*4 name bytes into u32 words, padding with the length (e2fsprogs str2hashbuf semantics). */
 function str2hashbuf(msg: Uint8Array, off: number, len: number, out: Uint32Array, num: number, unsigned: boolean): void {
@@ -35,22 +34,44 @@ function str2hashbuf(msg: Uint8Array, off: number, len: number, out: Uint32Array
   while (--num >= 0) out[o++] = pad;
 }
 
-const F = (x: number, y: number, z: number): number => z ^ (x & (y ^ z));
-const G = (x: number, y: number, z: number): number => ((x & y) + ((x ^ y) & z)) | 0;
-const H = (x: number, y: number, z: number): number => x ^ y ^ z;
 const K2 = 0x5a827999;
 const K3 = 0x6ed9eba1;
 
-/** The cut-down MD4 transform of the htree hash (three rounds of eight steps). */
+/**
+ * The cut-down MD4 transform of the htree hash: three rounds of eight
+ * steps, F = selection, G = majority, H = parity (written out so V8 keeps
+ * everything in registers; planning hashes every name of large directories).
+ */
 function halfMD4Transform(buf: Uint32Array, m: Uint32Array): void {
-  let a = buf[0]!, b = buf[1]!, c = buf[2]!, d = buf[3]!;
-  const r = (f: typeof F, w: number, x: number, y: number, z: number, k: number, s: number): number => rotl((w + f(x, y, z) + k) | 0, s);
-  a = r(F, a, b, c, d, m[0]!, 3); d = r(F, d, a, b, c, m[1]!, 7); c = r(F, c, d, a, b, m[2]!, 11); b = r(F, b, c, d, a, m[3]!, 19);
-  a = r(F, a, b, c, d, m[4]!, 3); d = r(F, d, a, b, c, m[5]!, 7); c = r(F, c, d, a, b, m[6]!, 11); b = r(F, b, c, d, a, m[7]!, 19);
-  a = r(G, a, b, c, d, (m[1]! + K2) | 0, 3); d = r(G, d, a, b, c, (m[3]! + K2) | 0, 5); c = r(G, c, d, a, b, (m[5]! + K2) | 0, 9); b = r(G, b, c, d, a, (m[7]! + K2) | 0, 13);
-  a = r(G, a, b, c, d, (m[0]! + K2) | 0, 3); d = r(G, d, a, b, c, (m[2]! + K2) | 0, 5); c = r(G, c, d, a, b, (m[4]! + K2) | 0, 9); b = r(G, b, c, d, a, (m[6]! + K2) | 0, 13);
-  a = r(H, a, b, c, d, (m[3]! + K3) | 0, 3); d = r(H, d, a, b, c, (m[7]! + K3) | 0, 9); c = r(H, c, d, a, b, (m[2]! + K3) | 0, 11); b = r(H, b, c, d, a, (m[6]! + K3) | 0, 15);
-  a = r(H, a, b, c, d, (m[1]! + K3) | 0, 3); d = r(H, d, a, b, c, (m[5]! + K3) | 0, 9); c = r(H, c, d, a, b, (m[0]! + K3) | 0, 11); b = r(H, b, c, d, a, (m[4]! + K3) | 0, 15);
+  let a = buf[0]! | 0, b = buf[1]! | 0, c = buf[2]! | 0, d = buf[3]! | 0, t = 0;
+  const m0 = m[0]! | 0, m1 = m[1]! | 0, m2 = m[2]! | 0, m3 = m[3]! | 0, m4 = m[4]! | 0, m5 = m[5]! | 0, m6 = m[6]! | 0, m7 = m[7]! | 0;
+  // Round 1: F(x, y, z) = z ^ (x & (y ^ z))
+  t = (a + (d ^ (b & (c ^ d))) + m0) | 0; a = (t << 3) | (t >>> 29);
+  t = (d + (c ^ (a & (b ^ c))) + m1) | 0; d = (t << 7) | (t >>> 25);
+  t = (c + (b ^ (d & (a ^ b))) + m2) | 0; c = (t << 11) | (t >>> 21);
+  t = (b + (a ^ (c & (d ^ a))) + m3) | 0; b = (t << 19) | (t >>> 13);
+  t = (a + (d ^ (b & (c ^ d))) + m4) | 0; a = (t << 3) | (t >>> 29);
+  t = (d + (c ^ (a & (b ^ c))) + m5) | 0; d = (t << 7) | (t >>> 25);
+  t = (c + (b ^ (d & (a ^ b))) + m6) | 0; c = (t << 11) | (t >>> 21);
+  t = (b + (a ^ (c & (d ^ a))) + m7) | 0; b = (t << 19) | (t >>> 13);
+  // Round 2: G(x, y, z) = (x & y) + ((x ^ y) & z)
+  t = (a + ((b & c) + ((b ^ c) & d)) + m1 + K2) | 0; a = (t << 3) | (t >>> 29);
+  t = (d + ((a & b) + ((a ^ b) & c)) + m3 + K2) | 0; d = (t << 5) | (t >>> 27);
+  t = (c + ((d & a) + ((d ^ a) & b)) + m5 + K2) | 0; c = (t << 9) | (t >>> 23);
+  t = (b + ((c & d) + ((c ^ d) & a)) + m7 + K2) | 0; b = (t << 13) | (t >>> 19);
+  t = (a + ((b & c) + ((b ^ c) & d)) + m0 + K2) | 0; a = (t << 3) | (t >>> 29);
+  t = (d + ((a & b) + ((a ^ b) & c)) + m2 + K2) | 0; d = (t << 5) | (t >>> 27);
+  t = (c + ((d & a) + ((d ^ a) & b)) + m4 + K2) | 0; c = (t << 9) | (t >>> 23);
+  t = (b + ((c & d) + ((c ^ d) & a)) + m6 + K2) | 0; b = (t << 13) | (t >>> 19);
+  // Round 3: H(x, y, z) = x ^ y ^ z
+  t = (a + (b ^ c ^ d) + m3 + K3) | 0; a = (t << 3) | (t >>> 29);
+  t = (d + (a ^ b ^ c) + m7 + K3) | 0; d = (t << 9) | (t >>> 23);
+  t = (c + (d ^ a ^ b) + m2 + K3) | 0; c = (t << 11) | (t >>> 21);
+  t = (b + (c ^ d ^ a) + m6 + K3) | 0; b = (t << 15) | (t >>> 17);
+  t = (a + (b ^ c ^ d) + m1 + K3) | 0; a = (t << 3) | (t >>> 29);
+  t = (d + (a ^ b ^ c) + m5 + K3) | 0; d = (t << 9) | (t >>> 23);
+  t = (c + (d ^ a ^ b) + m0 + K3) | 0; c = (t << 11) | (t >>> 21);
+  t = (b + (c ^ d ^ a) + m4 + K3) | 0; b = (t << 15) | (t >>> 17);
   buf[0] = buf[0]! + a;
   buf[1] = buf[1]! + b;
   buf[2] = buf[2]! + c;
@@ -82,9 +103,15 @@ export interface DirHash {
  * all-zero seed means the default one. Returns hash with bit 0 cleared.
  */
 export function dirHash(version: number, name: Uint8Array, seed: Uint32Array): DirHash {
-  const buf = new Uint32Array(4);
-  buf.set(seed.some((w) => w !== 0) ? seed : DEFAULT_SEED);
-  const m = new Uint32Array(8);
+  const hash = dirHashOnly(version, name, seed);
+  return { hash, minor: SCRATCH_MINOR[0]! };
+}
+
+/** dirHash without the object: the major hash; the minor stays in SCRATCH_MINOR. */
+export function dirHashOnly(version: number, name: Uint8Array, seed: Uint32Array): number {
+  const buf = SCRATCH_BUF;
+  buf.set(seed[0] || seed[1] || seed[2] || seed[3] ? seed : DEFAULT_SEED);
+  const m = SCRATCH_M;
   let hash: number;
   let minor: number;
   switch (version) {
@@ -113,8 +140,13 @@ export function dirHash(version: number, name: Uint8Array, seed: Uint32Array): D
     default:
       throw new RangeError(`dirHash: unsupported hash version ${version}`);
   }
-  return { hash: (hash & ~1) >>> 0, minor };
+  SCRATCH_MINOR[0] = minor;
+  return (hash & ~1) >>> 0;
 }
+
+const SCRATCH_MINOR = new Uint32Array(1);
+const SCRATCH_BUF = new Uint32Array(4);
+const SCRATCH_M = new Uint32Array(8);
 
 /** Hash of one xattr entry: name suffix bytes, then the value as zero-padded le32 words. */
 export function xattrEntryHash(name: Uint8Array, value: Uint8Array): number {

@@ -90,6 +90,16 @@ export function describe(plan: ExtPlan): ExtDescription {
   };
 }
 
+const ZERO = Buffer.alloc(1 << 20);
+/** memcmp against a zero buffer, a chunk at a time. */
+function isZero(b: Uint8Array): boolean {
+  for (let at = 0; at < b.length; at += ZERO.length) {
+    const n = Math.min(ZERO.length, b.length - at);
+    if (Buffer.compare(Buffer.from(b.buffer, b.byteOffset + at, n), ZERO.subarray(0, n)) !== 0) return false;
+  }
+  return true;
+}
+
 export type ExportProgress = (done: number, total: number) => void;
 
 /**
@@ -118,7 +128,7 @@ export async function exportImage(dev: ExtImage, path: string, onProgress?: Expo
       for (let at = s; at < e; at += CHUNK) {
         const n = Math.min(CHUNK, e - at);
         const buf = await dev.readAt(at, n);
-        if (rt.kind[i] !== RK.FILE || buf.some((b) => b !== 0)) await fh.write(buf, 0, n, at);
+        if (rt.kind[i] !== RK.FILE || !isZero(buf)) await fh.write(buf, 0, n, at);
         done += n;
         onProgress?.(done, total);
       }

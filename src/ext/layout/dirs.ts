@@ -11,7 +11,7 @@ import { PfsError, ErrorCode } from "../../common/errors.ts";
 import { GEOM } from "../constants.ts";
 import { direntLen, DIRENT_TAIL } from "../struct/dirent.ts";
 import { DX_NODE_COUNT_OFFSET, DX_ROOT_COUNT_OFFSET, dxLimit } from "../struct/dx.ts";
-import { dirHash } from "../hash.ts";
+import { dirHashOnly } from "../hash.ts";
 
 const BS = GEOM.BLOCK_SIZE;
 /** Bytes for entries in a linear single-block directory: minus tail, '.' and '..'. */
@@ -55,7 +55,10 @@ const show = (b: Uint8Array): string => JSON.stringify(Buffer.from(b).toString("
 export function checkName(name: Uint8Array, what: string): void {
   if (name.length === 0) throw unsupported(`${what}: an entry has an empty name`);
   if (name.length > 255) throw unsupported(`${what}: entry ${show(name)}… is ${name.length} bytes; ext4 names are at most 255`, "rename it in the source tree");
-  if (name.includes(0x2f) || name.includes(0)) throw unsupported(`${what}: entry ${show(name)} contains '/' or NUL`);
+  for (let i = 0; i < name.length; i++) {
+    const c = name[i]!;
+    if (c === 0x2f || c === 0) throw unsupported(`${what}: entry ${show(name)} contains '/' or NUL`);
+  }
   if ((name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)) {
     throw unsupported(`${what}: an entry is named ${show(name)}`);
   }
@@ -94,7 +97,7 @@ export class DirPlanner {
 
   private buildHtree(count: number, nameAt: (i: number) => Uint8Array, what: string): Htree {
     const raw = new Uint32Array(count);
-    for (let i = 0; i < count; i++) raw[i] = dirHash(this.hashVersion, nameAt(i), this.seed).hash;
+    for (let i = 0; i < count; i++) raw[i] = dirHashOnly(this.hashVersion, nameAt(i), this.seed);
     const perm = sortByHash(raw);
     const hashes = new Uint32Array(count);
     for (let k = 0; k < count; k++) hashes[k] = raw[perm[k]!]!;

@@ -96,9 +96,10 @@ export function planExtImage(tree: Tree, options: ExtOptions = {}): ExtPlan {
   }
   sections.trees = l;
 
+  const owners = extentOwners(inodes);
   const treeBlocks = (m: DataMap): number => {
     let b = 0;
-    for (const e of extentOwners(inodes)) b += treeShape(extentCount(m, inodes.dataL[e]!, inodes.nblocks[e]!))?.blocks ?? 0;
+    for (const e of owners) b += treeShape(extentCount(m, inodes.dataL[e]!, inodes.nblocks[e]!))?.blocks ?? 0;
     return b;
   };
   const geo = planGeometry(n, l, treeBlocks);
@@ -108,7 +109,7 @@ export function planExtImage(tree: Tree, options: ExtOptions = {}): ExtPlan {
   const trees: ExtentTrees = { ino: new Uint32Array(0), start: new Float64Array(0), byIno: new Map() };
   const tIno: number[] = [];
   const tStart: number[] = [];
-  for (const e of extentOwners(inodes)) {
+  for (const e of owners) {
     const s = treeShape(extentCount(geo.data, inodes.dataL[e]!, inodes.nblocks[e]!));
     if (!s) continue;
     trees.byIno.set(e, tIno.length);
@@ -148,11 +149,13 @@ export function planExtImage(tree: Tree, options: ExtOptions = {}): ExtPlan {
 }
 
 /** Inodes whose data is mapped by extents: directories and non-empty files. */
-function* extentOwners(inodes: InodeArrays): Generator<number> {
+function extentOwners(inodes: InodeArrays): Uint32Array {
+  const out: number[] = [];
   for (let e = 1; e <= inodes.count; e++) {
     const ft = inodes.ft[e];
-    if ((ft === FT.DIR || ft === FT.REG_FILE) && inodes.nblocks[e]! > 0) yield e;
+    if ((ft === FT.DIR || ft === FT.REG_FILE) && inodes.nblocks[e]! > 0) out.push(e);
   }
+  return Uint32Array.from(out);
 }
 
 /** Every physical block, in order, to the region that renders it. */

@@ -80,10 +80,12 @@ export function walk(tree: Tree, o: ResolvedOptions): WalkResult {
       default:
         break;
     }
-    const recs = canonicalXattrs(n.xattrs, n.xattrs.length ? at() : "");
-    const place = xattrPlacement(recs, recs.length ? at() : "");
-    if (place === XATTR_IBODY) inodes.flags[e]! |= IF.XATTR_IBODY;
-    else if (place === XATTR_BLOCK) inodes.xattrBlock[e] = xattrBlocks.assign(e, recs) + 1;
+    if (n.xattrs.length > 0) {
+      const recs = canonicalXattrs(n.xattrs, at());
+      const place = xattrPlacement(recs, at());
+      if (place === XATTR_IBODY) inodes.flags[e]! |= IF.XATTR_IBODY;
+      else if (place === XATTR_BLOCK) inodes.xattrBlock[e] = xattrBlocks.assign(e, recs) + 1;
+    }
   };
 
   /** One directory entry of `dir` pointing at ext inode `c`. */
