@@ -66,7 +66,7 @@ export function tortureTree(opts: { bigDir?: number } = {}): MemoryTree {
   }
   const shared = add(root, "hardlinked", { kind: "file", data: "linked\n", uid: 70000, gid: 80000, permissions: 0o640 });
   add(root, "setuid", { kind: "file", data: "#!/bin/sh\n", permissions: 0o4755 });
-  add(root, "setgid", { kind: "file", data: "x", permissions: 0o2711, uid: 4_000_000_000, gid: 4_294_967_295 });
+  add(root, "setgid", { kind: "file", data: "x", permissions: 0o2711, uid: 4_000_000_000, gid: 4_294_967_294 });
   add(root, "fifo", { kind: "fifo", permissions: 0o600 });
   add(root, "sock", { kind: "sock", permissions: 0o777 });
   add(root, "null", { kind: "chr", major: 1, minor: 3, permissions: 0o666 });
@@ -151,3 +151,110 @@ export async function withMount<T>(img: string, fn: (dir: string) => Promise<T> 
 
 export const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
 export const randomSeed = (): number => randomBytes(4).readUInt32LE(0);
+
+const S_IFMT = 0o170000;
+const KIND_MODE: Record<string, number> = { file: 0o100000, dir: 0o040000, lnk: 0o120000, chr: 0o020000, blk: 0o060000, fifo: 0o010000, sock: 0o140000, unknown: 0o100000 };
+
+/** getfattr's octal escapes (\ooo, \\) back to bytes. */
+function unescapeGetfattr(s: string): Buffer {
+  const out: number[] = [];
+  const b = Buffer.from(s, "latin1");
+  for (let i = 0; i < b.length; i++) {
+    if (b[i] === 0x5c && i + 3 < b.length + 0 && /^[0-7]{3}$/.test(b.subarray(i + 1, i + 4).toString("latin1"))) {
+      out.push(parseInt(b.subarray(i + 1, i + 4).toString("latin1"), 8));
+      i += 3;
+    } else out.push(b[i]!);
+  }
+  return Buffer.from(out);
+}
+
+/** All xattrs under `dir` as getfattr sees them: path (latin1) → name → hex value. */
+export function getfattrTree(dir: string): Map<string, Map<string, string>> {
+  const r = spawnSync("getfattr", ["-R", "-d", "-m", "-", "-h", "-e", "hex", "--absolute-names", dir], { maxBuffer: 512 << 20 });
+  const out = new Map<string, Map<string, string>>();
+  let cur: Map<string, string> | null = null;
+  for (const line of r.stdout.toString("latin1").split("\n")) {
+    if (line.startsWith("# file: ")) {
+      cur = new Map();
+      out.set(unescapeGetfattr(line.slice(8)).toString("latin1"), cur);
+    } else if (cur && line.includes("=")) {
+      const eq = line.indexOf("=");
+      cur.set(unescapeGetfattr(line.slice(0, eq)).toString("latin1"), line.slice(eq + 1).replace(/^0x/, ""));
+    }
+  }
+  return out;
+}
+
+/**
+ * Compare a mounted image with the tree it was made from: names, types,
+ * permissions, owners, sizes, link counts, device numbers, link targets,
+ * contents (sha256), xattrs (getfattr) and hard-link groups (st_ino).
+ * Returns the differences; empty means identical.
+ */
+export async function compareMounted(tree: MemoryTree, mnt: string, opts: { contents?: boolean } = {}): Promise<string[]> {
+  const fs = await import("node:fs");
+  const diffs: string[] = [];
+  const xattrs = getfattrTree(mnt);
+  const refs = new Map<number, number>();
+  const subdirs = new Map<number, number>();
+  const seen = (n: number): void => void refs.set(n, (refs.get(n) ?? 0) + 1);
+  const walk = (ino: number): void => {
+    for (const e of tree.node(ino).entries ?? []) {
+      seen(e.ino);
+      if (tree.node(e.ino).kind === "dir") {
+        subdirs.set(ino, (subdirs.get(ino) ?? 0) + 1);
+        walk(e.ino);
+      }
+    }
+  };
+  walk(tree.rootIno);
+  const stIno = new Map<number, number>();
+  const owner = new Map<number, number>();
+  const check = async (ino: number, path: Buffer, shown: string, isRoot: boolean): Promise<void> => {
+    const n = tree.node(ino);
+    const st = fs.lstatSync(path);
+    const d = (what: string, got: unknown, want: unknown): void => {
+      if (got !== want) diffs.push(`${shown}: ${what}: got ${String(got)}, want ${String(want)}`);
+    };
+    d("type", st.mode & S_IFMT, KIND_MODE[n.kind]);
+    d("permissions", (st.mode & 0o7777).toString(8), n.permissions.toString(8));
+    d("uid", st.uid, n.uid);
+    d("gid", st.gid, n.gid);
+    const lpf = isRoot && !(n.entries ?? []).some((e) => Buffer.from(e.name).toString("latin1") === "lost+found") ? 1 : 0;
+    const nlink = n.kind === "dir" ? 2 + (subdirs.get(ino) ?? 0) + lpf : (refs.get(ino) ?? 1);
+    d("nlink", st.nlink, nlink > 65000 && n.kind === "dir" ? 1 : nlink);
+    if (stIno.has(ino)) d("hard link st_ino", st.ino, stIno.get(ino));
+    else {
+      if (owner.has(st.ino)) diffs.push(`${shown}: shares st_ino ${st.ino} with tree inode ${owner.get(st.ino)}`);
+      stIno.set(ino, st.ino);
+      owner.set(st.ino, ino);
+    }
+    if (n.kind === "file" || n.kind === "unknown") {
+      d("size", st.size, n.kind === "file" ? n.size : 0);
+      if (opts.contents !== false && n.kind === "file" && n.size <= 256 << 20) {
+        d("sha256", sha256(fs.readFileSync(path)), sha256(await tree.readFile(ino, 0, n.size)));
+      }
+    }
+    if (n.kind === "lnk") d("link target", fs.readlinkSync(path, { encoding: "buffer" }).toString("latin1"), Buffer.from(n.symlinkTarget!).toString("latin1"));
+    if (n.kind === "chr" || n.kind === "blk") {
+      const r = st.rdev;
+      d("major", (Math.floor(r / 256) & 0xfff) | (Math.floor(r / 2 ** 32) & ~0xfff), n.major);
+      d("minor", (r & 0xff) | (Math.floor(r / 4096) & ~0xff), n.minor);
+    }
+    const want = new Map(n.xattrs.map((x) => [Buffer.from(x.key).toString("latin1"), Buffer.from(x.value).toString("hex")]));
+    const got = xattrs.get(path.toString("latin1")) ?? new Map<string, string>();
+    d("xattrs", JSON.stringify([...got].sort()), JSON.stringify([...want].sort()));
+    if (n.kind === "dir") {
+      const names = fs.readdirSync(path, { encoding: "buffer" }).map((b) => b.toString("latin1")).sort();
+      const expected = (n.entries ?? []).map((e) => Buffer.from(e.name).toString("latin1"));
+      if (lpf) expected.push("lost+found");
+      d("entries", JSON.stringify(names), JSON.stringify(expected.sort()));
+      for (const e of n.entries ?? []) {
+        const p = Buffer.concat([path, Buffer.from("/"), Buffer.from(e.name)]);
+        await check(e.ino, p, `${shown}/${Buffer.from(e.name).toString("latin1")}`, false);
+      }
+    }
+  };
+  await check(tree.rootIno, Buffer.from(mnt), "", true);
+  return diffs;
+}
