@@ -258,3 +258,41 @@ export async function compareMounted(tree: MemoryTree, mnt: string, opts: { cont
   await check(tree.rootIno, Buffer.from(mnt), "", true);
   return diffs;
 }
+
+/**
+ * Write only the metadata regions of an image (file data left as holes):
+ * enough for e2fsck and debugfs, which never read file contents, on images
+ * far too big to export.
+ */
+export async function exportMeta(dev: ExtImage, path: string): Promise<void> {
+  const { open } = await import("node:fs/promises");
+  const { RK, classOf } = await import("../../src/ext/layout/regions.ts");
+  const fh = await open(path, "w");
+  try {
+    await fh.truncate(dev.size);
+    const rt = dev.plan.regions;
+    for (let i = 0; i < rt.count; i++) {
+      if (classOf(rt.kind[i]!) !== "meta" || rt.kind[i] === RK.FILE) continue;
+      const s = rt.start[i]! * 4096;
+      const n = rt.len[i]! * 4096;
+      for (let at = s; at < s + n; at += 1 << 22) {
+        const len = Math.min(1 << 22, s + n - at);
+        await fh.write(await dev.readAt(at, len), 0, len, at);
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A generator file of `size` bytes: zeros except byte (i·stride) = i mod 251 + 1, cheap to verify anywhere. */
+export function markedFile(size: number, stride: number): { size: number; read(off: number, len: number): Uint8Array } {
+  return {
+    size,
+    read(off, len) {
+      const b = new Uint8Array(len);
+      for (let k = Math.ceil(off / stride); k * stride < off + len; k++) b[k * stride - off] = (k % 251) + 1;
+      return b;
+    },
+  };
+}
