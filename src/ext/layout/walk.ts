@@ -58,6 +58,7 @@ export function walk(tree: Tree, o: ResolvedOptions): WalkResult {
     if (!(n.uid >= 0 && n.uid <= 0xffff_ffff && n.gid >= 0 && n.gid <= 0xffff_ffff)) throw unsupported(`${at()}: uid/gid ${n.uid}/${n.gid} exceed 32 bits`);
     switch (n.kind) {
       case "file": {
+        if (!Number.isSafeInteger(n.size) || n.size < 0) throw PfsError.format(at(), `impossible file size ${n.size}`);
         const blocks = Math.ceil(n.size / GEOM.BLOCK_SIZE);
         if (!(blocks <= MAX_BLOCKS)) throw unsupported(`${at()}: ${n.size} bytes is larger than an ext4 file with 4 KiB blocks can be (16 TiB)`);
         inodes.nblocks[e] = blocks;

@@ -103,6 +103,7 @@ describe("walk", () => {
     refuses({ 1: root([{ name: "f", ino: 2 }]), 2: { kind: "file", uid: 2 ** 32 } }, /32 bits/);
     refuses({ 1: root([{ name: "f", ino: 2 }]), 2: { kind: "file", data: { size: 2 ** 44 + 1, read: () => new Uint8Array() } } }, /16 TiB/);
     refuses({ 1: root([{ name: "f", ino: 2 }]), 2: { kind: "file", xattrs: [xa("os2.name", "v")] } }, /namespaces ext4 stores/);
+    expect(() => plan({ 1: root([{ name: "f", ino: 2 }]), 2: { kind: "file", data: { size: -1, read: () => new Uint8Array() } } })).toThrow(/impossible file size -1/);
     refuses({ 1: root([{ name: "f", ino: 2 }]), 2: { kind: "file", xattrs: [xa("user.big", "v".repeat(5000))] } }, /more than one 4096-byte block/);
   });
 
