@@ -10,6 +10,7 @@ PKGS=(
   skopeo           # skopeo copy oci:: OCI layout interop
   attr             # getfattr/setfattr: xattr fixtures and comparisons
   zstd             # whole-file decode cross-check of seekable blobs
+  fsverity         # fsverity digest: oracle for src/puzzlefs/verity.ts
   nbdkit           # reference NBD server (benchmarks, differential tests)
   libnbd-bin       # nbdinfo, nbdcopy, nbdfuse, nbdsh
   python3-libnbd   # scripted NBD edge cases (/usr/bin/python3 -m nbd)
@@ -18,6 +19,7 @@ PKGS=(
   fuse3            # nbdfuse
   cpio kmod socat bc libnl-genl-3-200   # initramfs build and guest networking
   erofs-utils      # mkfs.erofs (build benchmark reference)
+  gcc libc6-dev    # builds native/pfs_native.c (xattrs on raw-byte paths, mknod, FastCDC loop)
   debootstrap      # Debian minbase corpus
   openssl gnutls-bin   # test certificates (TLS)
 )

@@ -5,6 +5,9 @@
  */
 import { Command, CommanderError } from "commander";
 import { ExitCode, PfsError, exitCodeFor } from "../common/errors.ts";
+import { registerCat } from "./cat.ts";
+import { registerInfo } from "./info.ts";
+import { registerLs } from "./ls.ts";
 
 export function buildProgram(): Command {
   const program = new Command("puzzlefs")
@@ -12,6 +15,9 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
+  registerInfo(program);
+  registerLs(program);
+  registerCat(program);
   return program;
 }
 
