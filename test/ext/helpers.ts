@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MemoryTree, type MemoryNodeInit, type TreeXattr } from "../../src/puzzlefs/tree.ts";
+import { MemoryTree, type MemoryNodeInit, type Tree, type TreeXattr } from "../../src/puzzlefs/tree.ts";
 import { ExtImage, exportImage, planExtImage, type ExtOptions } from "../../src/ext/index.ts";
 
 const enc = new TextEncoder();
@@ -191,7 +191,7 @@ export function getfattrTree(dir: string): Map<string, Map<string, string>> {
  * contents (sha256), xattrs (getfattr) and hard-link groups (st_ino).
  * Returns the differences; empty means identical.
  */
-export async function compareMounted(tree: MemoryTree, mnt: string, opts: { contents?: boolean } = {}): Promise<string[]> {
+export async function compareMounted(tree: Tree, mnt: string, opts: { contents?: boolean } = {}): Promise<string[]> {
   const fs = await import("node:fs");
   const diffs: string[] = [];
   const xattrs = getfattrTree(mnt);
