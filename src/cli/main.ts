@@ -6,6 +6,7 @@
 import { Command, CommanderError } from "commander";
 import { ExitCode, PfsError, exitCodeFor } from "../common/errors.ts";
 import { registerCat } from "./cat.ts";
+import { registerExport } from "./export.ts";
 import { registerInfo } from "./info.ts";
 import { registerLs } from "./ls.ts";
 
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerInfo(program);
   registerLs(program);
   registerCat(program);
+  registerExport(program);
   return program;
 }
 
