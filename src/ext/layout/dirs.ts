@@ -82,11 +82,18 @@ export class DirPlanner {
     let bytes = 0;
     for (let i = 0; i < count; i++) bytes += direntLen(nameAt(i).length);
     if (bytes <= LINEAR_CAPACITY) {
-      const seen = new Set<string>();
+      // Duplicate check without allocating strings: bucket by FNV-1a, compare bytes on a bucket hit.
+      const seen = new Set<number>();
       for (let i = 0; i < count; i++) {
-        const k = Buffer.from(nameAt(i)).toString("latin1");
-        if (seen.has(k)) throw unsupported(`${what}: entry ${show(nameAt(i))} appears twice`);
-        seen.add(k);
+        const n = nameAt(i);
+        let h = 0x811c9dc5;
+        for (let k = 0; k < n.length; k++) h = Math.imul(h ^ n[k]!, 0x01000193);
+        if (!seen.has(h)) {
+          seen.add(h);
+          continue;
+        }
+        // Same FNV hash: a duplicate, or (rarely) two names that collide; compare with every earlier name.
+        for (let o = 0; o < i; o++) if (equalBytes(nameAt(o), n)) throw unsupported(`${what}: entry ${show(n)} appears twice`);
       }
       return 1;
     }

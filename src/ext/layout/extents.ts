@@ -7,6 +7,7 @@
  */
 import { GEOM } from "../constants.ts";
 import { EXTENTS_IN_INODE, EXTENTS_PER_BLOCK } from "../struct/extent.ts";
+import { lastAtMost } from "./arrays.ts";
 import type { DataMap } from "./geometry.ts";
 
 export interface Extent {
@@ -37,10 +38,15 @@ export function extentsOf(map: DataMap, l: number, n: number, from = 0, to = Inf
 }
 
 export function extentCount(map: DataMap, l: number, n: number): number {
+  const holes = map.holeL;
+  let h = lastAtMost(holes, holes.length, l) + 1;
+  if (h >= holes.length || holes[h]! >= l + n) return Math.ceil(n / GEOM.MAX_EXTENT_LEN); // no hole inside: the common case
   let c = 0;
-  map.pieces(l, n, (_p, len) => {
-    c += Math.ceil(len / GEOM.MAX_EXTENT_LEN);
-  });
+  for (let at = l, end = l + n; at < end; h++) {
+    const stop = h < holes.length ? Math.min(end, holes[h]!) : end;
+    c += Math.ceil((stop - at) / GEOM.MAX_EXTENT_LEN);
+    at = stop;
+  }
   return c;
 }
 

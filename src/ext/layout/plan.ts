@@ -89,8 +89,10 @@ export function planExtImage(tree: Tree, options: ExtOptions = {}): ExtPlan {
     symIno.push(e);
   }
   sections.files = l;
+  let fileCount = 0;
   for (let e = 1; e <= n; e++) {
     if (inodes.ft[e] !== FT.REG_FILE || inodes.nblocks[e] === 0) continue;
+    fileCount++;
     inodes.dataL[e] = l;
     l += inodes.nblocks[e]!;
   }
@@ -124,7 +126,7 @@ export function planExtImage(tree: Tree, options: ExtOptions = {}): ExtPlan {
   const usedDirs = new Uint32Array(geo.groups);
   for (const e of dirIno) usedDirs[Math.floor((e - 1) / geo.inodesPerGroup)]!++;
 
-  const regions = buildRegions(geo, inodes, sections, trees);
+  const regions = buildRegions(geo, inodes, sections, trees, fileCount);
   const plan: ExtPlan = {
     tree,
     opts,
@@ -159,8 +161,8 @@ function extentOwners(inodes: InodeArrays): Uint32Array {
 }
 
 /** Every physical block, in order, to the region that renders it. */
-function buildRegions(geo: Geometry, inodes: InodeArrays, s: Sections, trees: ExtentTrees): RegionTable {
-  const rt = new RegionTable();
+function buildRegions(geo: Geometry, inodes: InodeArrays, s: Sections, trees: ExtentTrees, files: number): RegionTable {
+  const rt = new RegionTable(files + 4 * geo.groups + 2 * geo.backupGroups.length + 16);
   const holeLen = 1 + geo.gdtBlocks;
   let bi = 0;
   let fi = 0;

@@ -72,11 +72,21 @@ function continues(k: number, prevArg: number, prevArg2: number, prevLen: number
 
 export class RegionTable {
   count = 0;
-  start = new Float64Array(64);
-  len = new Float64Array(64);
-  kind = new Uint8Array(64);
-  arg = new Float64Array(64);
-  arg2 = new Float64Array(64);
+  start: Float64Array;
+  len: Float64Array;
+  kind: Uint8Array;
+  arg: Float64Array;
+  arg2: Float64Array;
+
+  /** `expected`: a good guess of the region count saves regrowing the arrays. */
+  constructor(expected = 64) {
+    const n = Math.max(16, expected);
+    this.start = new Float64Array(n);
+    this.len = new Float64Array(n);
+    this.kind = new Uint8Array(n);
+    this.arg = new Float64Array(n);
+    this.arg2 = new Float64Array(n);
+  }
 
   /** Blocks covered so far (the next region must start here). */
   get end(): number {

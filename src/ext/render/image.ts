@@ -83,6 +83,7 @@ export class ExtImage implements BlockDevice {
       throw PfsError.usage(`read [${offset}, +${length}) outside the ${this.size}-byte image`);
     }
     const out = new Uint8Array(length);
+    if (length === 0) return out;
     const rt = this.plan.regions;
     const end = offset + length;
     const pending: Array<Promise<void>> = [];

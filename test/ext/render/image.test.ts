@@ -69,6 +69,7 @@ describe("ExtImage.readAt", () => {
     await expect(dev.readAt(dev.size - 10, 11)).rejects.toMatchObject({ code: ErrorCode.USAGE });
     await expect(dev.readAt(-1, 1)).rejects.toMatchObject({ code: ErrorCode.USAGE });
     expect((await dev.read(dev.size - 10, 10)).length).toBe(10);
+    expect((await dev.readAt(dev.size, 0)).length).toBe(0);
   });
 
   it("prefetch warms only file regions, at file offsets", async () => {
