@@ -33,6 +33,8 @@ describe("directory blocks", () => {
   const MANY = 65_001;
   const bigName = (i: number): string => `a-rather-long-entry-name-so-the-htree-needs-two-levels-${i}`;
   let pair: [string, string];
+  /** Names with bytes ≥ 0x80 (not UTF-8): the signed and unsigned hash variants differ on them. */
+  const highNames = Array.from({ length: 700 }, (_, i) => Buffer.concat([Buffer.from(`h${i}-`), Buffer.from([0x80 + (i % 128), 0xff, 0xe9])]));
   let fits: string[];
 
   beforeAll(async () => {
@@ -73,7 +75,8 @@ describe("directory blocks", () => {
     nodes[4] = { kind: "dir", entries: fits.map((name) => ({ name, ino: file() })) };
     nodes[5] = { kind: "dir", entries: [...fits, "one-more"].map((name) => ({ name, ino: file() })) };
     nodes[6] = { kind: "dir", entries: coll };
-    nodes[1] = { kind: "dir", entries: ["big", "many", "fits", "spills", "collide"].map((name, i) => ({ name, ino: 2 + i })) };
+    nodes[7] = { kind: "dir", entries: highNames.map((name) => ({ name, ino: file() })) };
+    nodes[1] = { kind: "dir", entries: ["big", "many", "fits", "spills", "collide", "high"].map((name, i) => ({ name, ino: 2 + i })) };
     await exportImage(new ExtImage(planExtImage(new MemoryTree(nodes), OPTS)), img);
   });
   afterAll(() => tmp.cleanup());
@@ -114,6 +117,15 @@ describe("directory blocks", () => {
     await withMount(img, (d) => {
       expect(readdirSync(join(d, "fits")).sort()).toEqual([...fits].sort());
       expect(readdirSync(join(d, "spills")).length).toBe(fits.length + 1);
+    });
+  });
+
+  it("an htree over names with high bytes uses the unsigned hash the superblock declares: e2fsck and kernel lookups agree", async () => {
+    expect(debugfs(img, "htree_dump /high")).toMatch(/Hash Version: 1/);
+    await withMount(img, (d) => {
+      const dir = Buffer.from(join(d, "high"));
+      for (const n of highNames) expect(statSync(Buffer.concat([dir, Buffer.from("/"), n])).isFile()).toBe(true);
+      expect(readdirSync(dir, { encoding: "buffer" }).length).toBe(highNames.length);
     });
   });
 
