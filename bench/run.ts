@@ -1,25 +1,20 @@
 /**
- * `npm run bench -- <name> [args…]` runs bench/<name>.ts with the remaining
- * arguments in process.argv[2…], and with `globalThis.gc` available (each
- * benchmark measures memory after a full collection).
+ * Benchmark dispatcher: `npm run bench -- NAME [ARGS...]` runs bench/NAME.ts.
+ * The script sees process.argv as if started directly (`node bench/NAME.ts
+ * ARGS...`); if it has a default export, that is called as `main(ARGS)`.
  */
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import v8 from "node:v8";
-import vm from "node:vm";
 
-const name = process.argv[2];
-const here = import.meta.dirname;
-const names = readdirSync(here)
-  .filter((f) => f.endsWith(".ts") && f !== "run.ts")
+const [name, ...args] = process.argv.slice(2);
+const known = readdirSync(import.meta.dirname)
+  .filter((f) => f.endsWith(".ts") && !["run.ts", "puzzlefs.ts"].includes(f) && !f.startsWith("_"))
   .map((f) => f.slice(0, -3));
-if (!name || !existsSync(join(here, `${name}.ts`))) {
-  process.stderr.write(`usage: npm run bench -- <name> [args…]\n  benchmarks: ${names.join(", ")}\n`);
-  process.exit(name ? 1 : 0);
+if (!name || !known.includes(name)) {
+  process.stderr.write(`usage: npm run bench -- NAME [ARGS...]\n  benchmarks: ${known.join(", ")}\n`);
+  process.exit(1);
 }
-if (!(globalThis as { gc?: unknown }).gc) {
-  v8.setFlagsFromString("--expose-gc");
-  (globalThis as { gc?: unknown }).gc = vm.runInNewContext("gc");
-}
-process.argv.splice(2, 1);
-await import(join(here, `${name}.ts`));
+const file = join(import.meta.dirname, `${name}.ts`);
+process.argv = [process.argv[0]!, file, ...args];
+const mod = (await import(file)) as { default?: (args: string[]) => Promise<void> };
+if (typeof mod.default === "function") await mod.default(args);

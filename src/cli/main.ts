@@ -9,6 +9,7 @@ import { registerCat } from "./cat.ts";
 import { registerExport } from "./export.ts";
 import { registerInfo } from "./info.ts";
 import { registerLs } from "./ls.ts";
+import { registerServe } from "./serve.ts";
 
 export function buildProgram(): Command {
   const program = new Command("puzzlefs")
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerLs(program);
   registerCat(program);
   registerExport(program);
+  registerServe(program);
   return program;
 }
 
