@@ -79,11 +79,28 @@ export class ExtImage implements BlockDevice {
 
   /** Bytes [offset, offset+length) of the device. */
   async readAt(offset: number, length: number): Promise<Uint8Array> {
-    if (!(offset >= 0 && length >= 0 && offset + length <= this.size)) {
+    this.check(offset, length);
+    const out = new Uint8Array(length);
+    await this.fill(offset, out, true);
+    return out;
+  }
+
+  /** Same as readAt, into a caller's (possibly reused) buffer: every byte of `dest` is written. */
+  async readInto(offset: number, dest: Uint8Array): Promise<void> {
+    this.check(offset, dest.length);
+    await this.fill(offset, dest, false);
+  }
+
+  private check(offset: number, length: number): void {
+    if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= this.size)) {
       throw PfsError.usage(`read [${offset}, +${length}) outside the ${this.size}-byte image`);
     }
-    const out = new Uint8Array(length);
-    if (length === 0) return out;
+  }
+
+  /** Fill `out` with device bytes from `offset`; `zeroed` says `out` already holds zeros. */
+  private async fill(offset: number, out: Uint8Array, zeroed: boolean): Promise<void> {
+    const length = out.length;
+    if (length === 0) return;
     const rt = this.plan.regions;
     const end = offset + length;
     const pending: Array<Promise<void>> = [];
@@ -92,9 +109,12 @@ export class ExtImage implements BlockDevice {
       const a = Math.max(offset, rs);
       const b = Math.min(end, rs + rt.len[i]! * BS);
       const k = rt.kind[i]!;
-      if (classOf(k) === "zero") continue;
+      if (classOf(k) === "zero") {
+        if (!zeroed) out.fill(0, a - offset, b - offset);
+        continue;
+      }
       if (k === RK.FILE) {
-        pending.push(this.readFile(i, a, b, out.subarray(a - offset, b - offset)));
+        pending.push(this.readFile(i, a, b, out.subarray(a - offset, b - offset), zeroed));
         continue;
       }
       for (let blk = Math.floor(a / BS); blk * BS < b; blk++) {
@@ -107,17 +127,18 @@ export class ExtImage implements BlockDevice {
     const results = await Promise.allSettled(pending);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw failed.reason;
-    return out;
   }
 
   /** File region i, device bytes [a, b) into dst; bytes past the end of the file stay zero. */
-  private async readFile(i: number, a: number, b: number, dst: Uint8Array): Promise<void> {
+  private async readFile(i: number, a: number, b: number, dst: Uint8Array, zeroed: boolean): Promise<void> {
     const rt = this.plan.regions;
     const e = rt.arg[i]!;
     const fileOff = rt.arg2[i]! * BS + (a - rt.start[i]! * BS);
     try {
       const data = await this.plan.tree.readFile(this.plan.inodes.treeIno[e]!, fileOff, b - a);
-      dst.set(data.subarray(0, Math.min(data.length, b - a)));
+      const n = Math.min(data.length, b - a);
+      dst.set(data.subarray(0, n));
+      if (!zeroed && n < dst.length) dst.fill(0, n); // past the end of the file, within its last block
     } catch (err) {
       const base = isPfsError(err) ? err : PfsError.io(`inode ${e}`, err);
       // A tree that knows which file byte failed says so in data.fileOffset; else blame the piece's start.

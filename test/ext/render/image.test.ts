@@ -72,6 +72,26 @@ describe("ExtImage.readAt", () => {
     expect((await dev.readAt(dev.size, 0)).length).toBe(0);
   });
 
+  it("readInto writes every byte of a reused buffer: zero regions and file tails too", async () => {
+    const tree = new MemoryTree({
+      1: { kind: "dir", entries: [{ name: "a", ino: 2 }, { name: "b", ino: 3 }] },
+      2: { kind: "file", data: { size: 200 << 20, read: (o, l) => new Uint8Array(l).fill(o % 7) } }, // two groups: an unused inode table
+      3: { kind: "file", data: prng(3, 5000) },
+    });
+    const dev = new ExtImage(planExtImage(tree, { mtime: 0 }));
+    expect(dev.allocation(0, dev.size).some((e) => e.zero)).toBe(true);
+    const zero = dev.allocation(0, dev.size).find((e) => e.zero)!;
+    const [fs, fl] = fileRange(dev, 3);
+    const ranges: Array<[number, number]> = [[0, 65536], [zero.offset - 100, zero.length + 200], [fs, fl], [fs + 4000, 4096], [dev.size - 8192, 8192]];
+    for (let i = 0; i < 40; i++) ranges.push([(i * 7_654_321) % (dev.size - 70_000), 1 + ((i * 4099) % 69_000)]);
+    for (const [off, len] of ranges) {
+      const buf = new Uint8Array(len).fill(0xaa);
+      await dev.readInto(off, buf);
+      expect(Buffer.from(buf).equals(Buffer.from(await dev.readAt(off, len))), `${off}+${len}`).toBe(true);
+    }
+    await expect(dev.readInto(dev.size, new Uint8Array(1))).rejects.toMatchObject({ code: ErrorCode.USAGE });
+  });
+
   it("prefetch warms only file regions, at file offsets", async () => {
     const t = failingTree(small(), 99);
     const dev = new ExtImage(planExtImage(t, { mtime: 0 }));
