@@ -11,7 +11,9 @@ import type { Command } from "commander";
 import { ErrorCode, PfsError } from "../common/errors.ts";
 import { ExtImage, describe, exportImage, planExtImage, type ExtDescription } from "../ext/index.ts";
 import { MTIME_MAX, MTIME_MIN } from "../ext/layout/options.ts";
-import type { PuzzleImage } from "../puzzlefs/reader/image.ts";
+import { OciLayout } from "../oci/layout.ts";
+import { openImage, type PuzzleImage } from "../puzzlefs/reader/image.ts";
+import type { ImageExportOpener, ServedExport } from "./serve.ts";
 import { addDigestOption, openImageArg, writeOut, type ImageOptions } from "./image-arg.ts";
 
 export interface ExportOptions extends ImageOptions {
@@ -33,6 +35,24 @@ export function parseMtime(v: string): number {
 export function planFor(img: PuzzleImage, mtime?: number): ExtImage {
   return new ExtImage(planExtImage(img.tree, { mtime, digest: `sha256:${img.manifest.hex}`, label: img.tag }));
 }
+
+/**
+ * `serve`'s opener for OCI directories: each tag (or every tag) becomes an
+ * export named after it, its synthesized ext image planned once and its
+ * chunk cache (`cacheSize` bytes) shared by all connections. Times come from
+ * $SOURCE_DATE_EPOCH, else 0, so a served tag equals `puzzlefs export` of it.
+ */
+export const openExtExports: ImageExportOpener = async (ociDir, tags, { cacheSize }) => {
+  const names = tags.length > 0 ? tags : await (await OciLayout.open(ociDir)).tags();
+  const out = new Map<string, ServedExport>();
+  for (const tag of names) {
+    const dev = planFor(await openImage(ociDir, tag, { cacheBytes: cacheSize }));
+    const d = describe(dev.plan);
+    for (const w of d.warnings) process.stderr.write(`puzzlefs: warning: ${tag}: ${w}\n`);
+    out.set(tag, { device: dev, description: `ext4 image of ${ociDir}:${tag} (${d.inodesUsed} inodes, uuid ${d.uuid})` });
+  }
+  return out;
+};
 
 const MiB = 2 ** 20;
 const fmtBytes = (b: number): string => (b >= 10 * 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GiB` : `${(b / MiB).toFixed(1)} MiB`);

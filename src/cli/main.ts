@@ -6,7 +6,7 @@
 import { Command, CommanderError } from "commander";
 import { ExitCode, PfsError, exitCodeFor } from "../common/errors.ts";
 import { registerCat } from "./cat.ts";
-import { registerExport } from "./export.ts";
+import { openExtExports, registerExport } from "./export.ts";
 import { registerInfo } from "./info.ts";
 import { registerLs } from "./ls.ts";
 import { registerServe } from "./serve.ts";
@@ -21,7 +21,7 @@ export function buildProgram(): Command {
   registerLs(program);
   registerCat(program);
   registerExport(program);
-  registerServe(program);
+  registerServe(program, { openImage: openExtExports });
   return program;
 }
 

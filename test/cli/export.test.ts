@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { exportCommand, parseMtime } from "../../src/cli/export.ts";
@@ -94,5 +95,43 @@ describe("cli info --ext", () => {
     expect(j.images[0].ext).toMatchObject({ blockSize: 4096, groups: 1, inodesUsed: 9 + 10, label: "mixed" });
     const plain = JSON.parse((await runCli(["info", `${fixtureDir("mixed-noop")}:mixed`, "--json"])).stdout.toString());
     expect(plain.images[0].ext).toBeUndefined();
+  });
+});
+
+describe("cli serve OCI_DIR (the ext opener)", () => {
+  it("serves every tag as its ext image: nbdcopy of each export equals `puzzlefs export` of the tag", async () => {
+    const { spawn } = await import("node:child_process");
+    const tmp = new TempDir();
+    const savedEpoch = process.env.SOURCE_DATE_EPOCH;
+    delete process.env.SOURCE_DATE_EPOCH;
+    const env = { ...process.env };
+    const child = spawn(process.execPath, ["--import", "tsx", "test/cli/helpers/cli.ts", "serve", fixtureDir("sekien-delta-noop"), "--listen", "127.0.0.1:0"], {
+      cwd: new URL("../..", import.meta.url).pathname,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    const exited = new Promise((r) => child.on("exit", r));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!/uri: +nbd:\/\/127\.0\.0\.1:\d+\/test2/.test(out) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 25));
+      const port = /nbd:\/\/127\.0\.0\.1:(\d+)\//.exec(out)?.[1];
+      expect(port, out).toBeDefined();
+      expect(out).toMatch(/ext4 image of .*:test \(\d+ inodes, uuid [0-9a-f-]{36}\)/);
+      for (const tag of ["test", "test2"]) {
+        const copy = tmp.file(`${tag}.nbd.img`);
+        const cp = spawnSync("nbdcopy", [`nbd://127.0.0.1:${port}/${tag}`, copy], { encoding: "utf8" });
+        expect(cp.status, cp.stderr).toBe(0);
+        const exp = tmp.file(`${tag}.export.img`);
+        expect((await runCli(["export", `${fixtureDir("sekien-delta-noop")}:${tag}`, exp])).code).toBe(0);
+        expect(sha256(readFileSync(copy))).toBe(sha256(readFileSync(exp)));
+      }
+    } finally {
+      child.kill("SIGTERM");
+      await exited;
+      tmp.cleanup();
+      if (savedEpoch !== undefined) process.env.SOURCE_DATE_EPOCH = savedEpoch;
+    }
   });
 });
