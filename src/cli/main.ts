@@ -6,6 +6,7 @@
 import { Command, CommanderError } from "commander";
 import { ExitCode, PfsError, exitCodeFor } from "../common/errors.ts";
 import { registerCat } from "./cat.ts";
+import { openExtExports, registerExport } from "./export.ts";
 import { registerInfo } from "./info.ts";
 import { registerLs } from "./ls.ts";
 import { registerServe } from "./serve.ts";
@@ -19,7 +20,8 @@ export function buildProgram(): Command {
   registerInfo(program);
   registerLs(program);
   registerCat(program);
-  registerServe(program);
+  registerExport(program);
+  registerServe(program, { openImage: openExtExports });
   return program;
 }
 
