@@ -15,6 +15,8 @@ import { openImage, type PuzzleImage } from "../puzzlefs/reader/image.ts";
 import { fsVerityHex } from "../puzzlefs/verity.ts";
 import { addImageOptions, withImage, writeOut, type ImageOptions } from "./image-arg.ts";
 import { registryClientOptions } from "./remote-args.ts";
+import { describe as describeExt, type ExtDescription } from "../ext/index.ts";
+import { planFor, renderExt } from "./export.ts";
 
 export interface ImageInfo {
   tag: string;
@@ -24,13 +26,15 @@ export interface ImageInfo {
   inodes: number;
   logicalBytes: number;
   storedBytes: number;
+  /** With --ext: the planned ext image (geometry, blocks by kind). */
+  ext?: ExtDescription;
 }
 
-export async function imageInfo(dir: string, tag: string, opts: ImageOptions = {}): Promise<ImageInfo> {
-  return describeImage(await openImage(dir, tag, { digest: opts.digest }), tag);
+export async function imageInfo(dir: string, tag: string, opts: ImageOptions & { ext?: boolean } = {}): Promise<ImageInfo> {
+  return describeImage(await openImage(dir, tag, { digest: opts.digest }), tag, opts);
 }
 
-export function describeImage(img: PuzzleImage, tag: string): ImageInfo {
+export function describeImage(img: PuzzleImage, tag: string, opts: { ext?: boolean } = {}): ImageInfo {
   const m = img.manifest;
   const blobs = new Map<string, number>([[m.manifest.config.digest, m.manifest.config.size]]);
   const chunkTypes = new Set<string>();
@@ -44,7 +48,7 @@ export function describeImage(img: PuzzleImage, tag: string): ImageInfo {
   }
   let stored = m.bytes.length;
   for (const s of blobs.values()) stored += s;
-  return {
+  const info: ImageInfo = {
     tag,
     manifest: { digest: `sha256:${m.hex}`, size: m.bytes.length, fsVerity: fsVerityHex(m.bytes) },
     rootfs: { digest: `sha256:${img.rootfs.hex}`, size: img.rootfs.size, metadataLayers: img.layerCount },
@@ -53,6 +57,8 @@ export function describeImage(img: PuzzleImage, tag: string): ImageInfo {
     logicalBytes: img.tree.logicalBytes,
     storedBytes: stored,
   };
+  if (opts.ext) info.ext = describeExt(planFor(img, 0).plan);
+  return info;
 }
 
 function render(i: ImageInfo): string {
@@ -66,11 +72,12 @@ function render(i: ImageInfo): string {
     `inodes:          ${i.inodes}`,
     `logical bytes:   ${i.logicalBytes}`,
     `stored bytes:    ${i.storedBytes}`,
+    ...(i.ext ? [renderExt(i.ext)] : []),
   ].join("\n");
 }
 
 /** `info oci://HOST/REPO[:TAG|@sha256:…]`: the repository's tags, then the image (or every tagged image). */
-async function remoteInfo(ref: string, opts: ImageOptions & { json?: boolean }): Promise<void> {
+async function remoteInfo(ref: string, opts: ImageOptions & { json?: boolean; ext?: boolean }): Promise<void> {
   const r = parseRemoteRef(ref, { tagOptional: true });
   const repo = formatRemoteRef({ ...r, tag: undefined, digest: undefined });
   const client = new RegistryClient(r, await registryClientOptions(r, opts));
@@ -86,7 +93,7 @@ async function remoteInfo(ref: string, opts: ImageOptions & { json?: boolean }):
   const infos: ImageInfo[] = [];
   for (const x of refs) {
     await withImage(x, opts, async (img) => {
-      infos.push(describeImage(img, img.tag));
+      infos.push(describeImage(img, img.tag, opts));
     });
   }
   if (opts.json) {
@@ -104,8 +111,9 @@ export function registerInfo(program: Command): void {
       .command("info")
       .description("Show the tags of an OCI layout or registry repository and, for each image (or just TAG), its manifest, layers, inode count, logical and stored bytes.")
       .argument("<OCI_DIR[:TAG]>", "an OCI image layout directory, optionally with one tag; or oci://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST]")
-      .option("--json", "print JSON instead of text"),
-  ).action(async (ref: string, opts: ImageOptions & { json?: boolean }) => {
+      .option("--json", "print JSON instead of text")
+      .option("--ext", "also plan the ext4 image `puzzlefs export`/`serve` would present, and show its geometry"),
+  ).action(async (ref: string, opts: ImageOptions & { json?: boolean; ext?: boolean }) => {
     if (isRemoteRef(ref)) return remoteInfo(ref, opts);
     const { dir, tag } = parseImageRefOptionalTag(ref);
     const layout = await OciLayout.open(dir);

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from "commander";
 import { ExitCode, PfsError, exitCodeFor } from "../common/errors.ts";
 import { registerCat } from "./cat.ts";
+import { openExtExports, registerExport } from "./export.ts";
 import { registerInfo } from "./info.ts";
 import { registerLs } from "./ls.ts";
 import { registerPush } from "./push.ts";
@@ -21,7 +22,8 @@ export function buildProgram(): Command {
   registerLs(program);
   registerCat(program);
   registerPush(program);
-  registerServe(program);
+  registerExport(program);
+  registerServe(program, { openImage: openExtExports });
   return program;
 }
 

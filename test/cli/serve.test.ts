@@ -204,8 +204,8 @@ describe("puzzlefs serve --raw (spawned)", () => {
     expect(await usage.exited).toBe(1);
     expect(usage.stderr).toContain("puzzlefs: nothing to serve");
     const noImage = startCli(["serve", dir]);
-    expect(await noImage.exited).toBe(1);
-    expect(noImage.stderr).toMatch(/serving OCI image directories is not available in this build\n  hint: serve image files with --raw/);
+    expect(await noImage.exited).toBe(2);
+    expect(noImage.stderr).toMatch(/oci-layout: not found\n  hint: .* is not an OCI image layout/);
     const missing = startCli(["serve", "--raw", `x=${join(dir, "nope.img")}`, "--listen", "127.0.0.1:0"]);
     expect(await missing.exited).toBe(3);
     expect(missing.stderr).toMatch(/nope\.img: ENOENT/);
