@@ -265,3 +265,54 @@ export async function startProxy(target: string): Promise<CountingProxy> {
     });
   return proxy;
 }
+
+export interface ServeProcess {
+  port: number;
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const CLI_ENTRY = join(import.meta.dirname, "..", "..", "test", "helpers", "cli-entry.ts");
+
+/** `puzzlefs serve ARGS --listen 127.0.0.1:0` from the sources; resolves once it listens. */
+export async function startServe(args: string[], opts: { env?: NodeJS.ProcessEnv; port?: number } = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI_ENTRY, "serve", ...args, "--listen", `127.0.0.1:${opts.port ?? 0}`], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: opts.env ?? process.env,
+    cwd: join(import.meta.dirname, "..", ".."),
+  });
+  let text = "";
+  const append = (b: Buffer) => (text += b.toString());
+  child.stdout!.on("data", append);
+  child.stderr!.on("data", append);
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const done = new Promise<void>((r) => child.once("exit", () => r()));
+    child.kill("SIGTERM");
+    const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    await done;
+    clearTimeout(t);
+  };
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`puzzlefs serve not ready after 120 s:\n${text}`)), 120_000);
+      const check = () => {
+        const m = /puzzlefs serve: listening on 127\.0\.0\.1:(\d+)/.exec(text);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      };
+      child.stdout!.on("data", check);
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`puzzlefs serve exited ${code}:\n${text}`));
+      });
+    });
+    return { port, output: () => text, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

@@ -98,9 +98,9 @@ export async function openCacheArg(o: RegistryCliOptions): Promise<DiskCache | n
   return DiskCache.open(o.cacheDir ?? defaultCacheDir(), max);
 }
 
-/** Open `oci://…` (the manifest is fetched and pinned now). */
-export async function openRemoteArg(ref: string, o: RegistryCliOptions): Promise<RemoteImageSource> {
+/** Open `oci://…` (the manifest is fetched and pinned now); `cache` shares one DiskCache between images. */
+export async function openRemoteArg(ref: string, o: RegistryCliOptions, cache?: DiskCache | null): Promise<RemoteImageSource> {
   const r = parseRemoteRef(ref);
   const clientOpts = await registryClientOptions(r, o);
-  return openRemoteImage(r, { ...clientOpts, cache: await openCacheArg(o) });
+  return openRemoteImage(r, { ...clientOpts, cache: cache === undefined ? await openCacheArg(o) : cache });
 }
