@@ -182,7 +182,7 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
       }
     };
     const cdc = new StreamCdc();
-    for await (const buf of readStream(tree.stream)) {
+    for (const buf of readStream(tree.stream)) {
       progress.bytesRead += buf.length;
       submit(cdc.push(buf));
       report();

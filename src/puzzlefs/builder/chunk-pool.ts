@@ -98,6 +98,7 @@ export class ChunkPool {
   }
 
   private closed = false;
+  private readonly pending = new Set<Promise<StoredBlob>>();
 
   /**
    * Store one chunk. With workers, `data`'s buffer is transferred (unusable
@@ -106,30 +107,40 @@ export class ChunkPool {
   put(data: Uint8Array): Promise<StoredBlob> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(PfsError.internal("chunk pool used after close"));
-    if (this.workers.length === 0) return putBlob(this.store, data, this.init.compression);
+    if (this.workers.length === 0) {
+      try {
+        return Promise.resolve(putBlob(this.store, data, this.init.compression));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
     let best = 0;
     for (let i = 1; i < this.load.length; i++) if (this.load[i]! < this.load[best]!) best = i;
     const id = this.nextId++;
     const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
     const msg: WorkerRequest = { id, data: own ? data : data.slice() };
-    return new Promise<StoredBlob>((resolve, reject) => {
+    const p = new Promise<StoredBlob>((resolve, reject) => {
       this.jobs.set(id, { resolve, reject, worker: best });
       this.load[best]!++;
       this.workers[best]!.ref();
       this.workers[best]!.postMessage(msg, [msg.data.buffer as ArrayBuffer]);
     }).finally(() => {
+      this.pending.delete(p);
       if (this.load[best] === 0) this.workers[best]?.unref();
     });
+    this.pending.add(p);
+    return p;
   }
 
-  /** Stop the workers; pending puts are rejected. */
+  /**
+   * Stop the workers. Chunks already sent are allowed to finish first (a
+   * few at most), so no worker is killed halfway through writing a blob and
+   * no temp file is left behind.
+   */
   async close(): Promise<void> {
     this.closed = true;
+    await Promise.allSettled([...this.pending]);
     const ws = this.workers.splice(0);
     await Promise.all(ws.map((w) => w.terminate()));
-    for (const [id, job] of this.jobs) {
-      this.jobs.delete(id);
-      job.reject(PfsError.internal("chunk pool closed with work pending"));
-    }
   }
 }

@@ -28,15 +28,17 @@ if (port) {
   const init = workerData as WorkerInit;
   const store = new BlobStore(init.ociDir);
   port.on("message", (req: WorkerRequest) => {
-    putBlob(store, req.data, init.compression).then(
-      (r) => port.postMessage({ id: req.id, ...r } satisfies WorkerReply),
-      (e: unknown) => {
-        const error =
-          e instanceof PfsError
-            ? { code: e.code, message: e.message, hint: e.hint, data: { ...e.data } }
-            : { code: "INTERNAL", message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
-        port.postMessage({ id: req.id, error } satisfies WorkerReply);
-      },
-    );
+    let reply: WorkerReply;
+    try {
+      const r = putBlob(store, req.data, init.compression);
+      reply = { id: req.id, ...r };
+    } catch (e) {
+      const error =
+        e instanceof PfsError
+          ? { code: e.code, message: e.message, hint: e.hint, data: { ...e.data } }
+          : { code: "INTERNAL", message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
+      reply = { id: req.id, error };
+    }
+    port.postMessage(reply, "verity" in reply ? [reply.verity.buffer as ArrayBuffer] : []);
   });
 }

@@ -47,8 +47,9 @@ export interface StoredBlob {
   existed: boolean;
 }
 
-export async function putBlob(store: BlobStore, data: Uint8Array, compression: Compression): Promise<StoredBlob> {
+/** Encode and store one chunk (blocking I/O: see BlobStore.putSync). */
+export function putBlob(store: BlobStore, data: Uint8Array, compression: Compression): StoredBlob {
   const e = encodeBlob(data, compression);
-  const { hex, size, existed } = await store.put(e.stored);
+  const { hex, size, existed } = store.putSync(e.stored);
   return { hex, size, compressed: e.compressed, verity: e.verity, existed };
 }
