@@ -39,6 +39,6 @@ if (port) {
           : { code: "INTERNAL", message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
       reply = { id: req.id, error };
     }
-    port.postMessage(reply, "verity" in reply ? [reply.verity.buffer as ArrayBuffer] : []);
+    port.postMessage(reply);
   });
 }
