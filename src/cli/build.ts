@@ -70,7 +70,7 @@ export function registerBuild(program: Command): void {
     .argument("<OCI_DIR:TAG>", "where to write the image, e.g. ./images:latest (an existing TAG is replaced)")
     .option("-c, --compression", "compress file data with zstd (seekable format, as upstream `build -c`)")
     .option("-b, --base-layer <TAG>", "delta build: add a layer over the image TAG of the same OCI_DIR")
-    .option("-j, --jobs <N>", "threads compressing, hashing and writing chunks (default: one per core; 0: none)", parseJobs)
+    .option("-j, --jobs <N>", "threads compressing, hashing and writing chunks (default: one per core, at most 8; 0: none)", parseJobs)
     .addHelpText(
       "after",
       "\nExamples:\n  puzzlefs build ./rootfs ./images:v1\n  puzzlefs build -c ./rootfs ./images:v1\n  puzzlefs build -b v1 ./rootfs-v2 ./images:v2",

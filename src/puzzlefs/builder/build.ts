@@ -42,7 +42,7 @@ export interface BuildOptions {
   compression?: boolean;
   /** Delta build over this tag of the same layout (`-b`). */
   baseTag?: string;
-  /** Worker threads for put_blob; default: one per core, or 0 (inline) for small trees. */
+  /** Worker threads for put_blob; default: one per core (at most 8), or 0 (inline) for small trees. */
   workers?: number;
   /** Called as the build goes (after the walk, after each read and stored chunk). */
   onProgress?: (p: BuildProgress) => void;
@@ -90,6 +90,8 @@ export interface BuildResult {
 
 /** Below this many stream bytes, starting worker threads costs more than it saves. */
 const PARALLEL_MIN_BYTES = 8 << 20;
+/** Beyond this, one thread reading and cutting the stream cannot keep more workers busy. */
+const MAX_DEFAULT_WORKERS = 8;
 /** Chunks in flight per worker (≤ 256 KiB each): keeps every core busy, memory bounded. */
 const IN_FLIGHT_PER_WORKER = 8;
 
@@ -121,7 +123,7 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
   const before = (await layout.readIndex(true)).manifests.find((d) => tagOf(d) === tag);
   await layout.putEmptyConfig();
 
-  const workers = opts.workers ?? (tree.counts.bytes >= PARALLEL_MIN_BYTES ? availableParallelism() : 0);
+  const workers = opts.workers ?? (tree.counts.bytes >= PARALLEL_MIN_BYTES ? Math.min(availableParallelism(), MAX_DEFAULT_WORKERS) : 0);
   const chunkType = compression === Compression.ZSTD ? MediaType.FILEDATA_ZSTD : MediaType.FILEDATA;
   const layers: Descriptor[] = [];
   const verity = new Map<string, Uint8Array>();
