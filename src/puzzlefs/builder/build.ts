@@ -96,14 +96,17 @@ const MAX_DEFAULT_WORKERS = 8;
 const IN_FLIGHT_PER_WORKER = 8;
 
 function checkRootfs(rootfs: string | Buffer): void {
+  let link: boolean;
   try {
-    lstatSync(rootfs);
+    link = lstatSync(rootfs).isSymbolicLink();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") {
       throw PfsError.usage(`rootfs directory ${rootfs.toString()} does not exist`, "give the directory to build the image from");
     }
     throw PfsError.io(`rootfs directory ${rootfs.toString()}`, e);
   }
+  // The root's own metadata becomes inode 1, so a link to a directory would be ambiguous.
+  if (link) throw PfsError.usage(`rootfs ${rootfs.toString()} is a symbolic link`, `give the directory itself, e.g. $(realpath ${rootfs.toString()})`);
 }
 
 export async function build(rootfs: string | Buffer, dir: string, tag: string, opts: BuildOptions = {}): Promise<BuildResult> {

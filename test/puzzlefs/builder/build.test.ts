@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode, PfsError } from "../../../src/common/errors.ts";
@@ -226,12 +226,16 @@ describe("build: dedup", () => {
 });
 
 describe("build: bad input", () => {
-  it("a missing rootfs is a usage error and creates nothing; a file instead of a directory too", async () => {
+  it("a missing rootfs is a usage error and creates nothing; so are a file and a symlink instead of a directory", async () => {
     const out = join(scratch(), "oci");
     await rejects(build("/nonexistent/rootfs", out, "t"), ErrorCode.USAGE, /rootfs directory \/nonexistent\/rootfs does not exist/);
     const f = join(scratch(), "file");
     writeFileSync(f, "x");
     await rejects(build(f, out, "t"), ErrorCode.USAGE, /is not a directory/);
+    const link = join(scratch(), "link");
+    symlinkSync(tree(SEKIEN), link);
+    const e = await rejects(build(link, out, "t"), ErrorCode.USAGE, /rootfs .*link is a symbolic link/);
+    expect(e.hint).toMatch(/realpath/);
     expect(existsSync(out)).toBe(false);
   });
 
