@@ -5,6 +5,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["integration/**/*.test.ts"],
+    // Guest assets, corpus and exports, made once for all scenario files.
+    globalSetup: ["integration/setup.ts"],
     testTimeout: 900_000,
     hookTimeout: 900_000,
     fileParallelism: false,

@@ -1,20 +1,20 @@
 /**
- * `npm run bench -- <name> [args]`: runs bench/<name>.ts with [args] as its
- * process.argv[2…] (so each bench also runs on its own with
- * `node --import tsx bench/<name>.ts [args]`).
+ * Benchmark dispatcher: `npm run bench -- NAME [ARGS...]` runs bench/NAME.ts.
+ * The script sees process.argv as if started directly (`node bench/NAME.ts
+ * ARGS...`); if it has a default export, that is called as `main(ARGS)`.
  */
-import { existsSync, readdirSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const name = process.argv[2];
-const benches = readdirSync(here)
-  .filter((f) => f.endsWith(".ts") && f !== "run.ts")
+const [name, ...args] = process.argv.slice(2);
+const known = readdirSync(import.meta.dirname)
+  .filter((f) => f.endsWith(".ts") && !["run.ts", "puzzlefs.ts"].includes(f) && !f.startsWith("_"))
   .map((f) => f.slice(0, -3));
-if (!name || !/^[a-z0-9-]+$/.test(name) || !existsSync(join(here, `${name}.ts`))) {
-  process.stderr.write(`usage: npm run bench -- <name> [args]\n  benches: ${benches.join(", ")}\n`);
+if (!name || !known.includes(name)) {
+  process.stderr.write(`usage: npm run bench -- NAME [ARGS...]\n  benchmarks: ${known.join(", ")}\n`);
   process.exit(1);
 }
-process.argv.splice(2, 1);
-await import(pathToFileURL(join(here, `${name}.ts`)).href);
+const file = join(import.meta.dirname, `${name}.ts`);
+process.argv = [process.argv[0]!, file, ...args];
+const mod = (await import(file)) as { default?: (args: string[]) => Promise<void> };
+if (typeof mod.default === "function") await mod.default(args);

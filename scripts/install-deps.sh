@@ -7,6 +7,7 @@ set -euo pipefail
 PKGS=(
   capnproto        # capnp convert: oracle for the rootfs codec; capnp-es codegen
   e2fsprogs        # e2fsck, debugfs, dumpe2fs, mke2fs: oracles for the ext image
+  time             # /usr/bin/time -f %M: peak RSS of mke2fs in bench/export.ts
   skopeo           # skopeo copy oci:: OCI layout interop
   attr             # getfattr/setfattr: xattr fixtures and comparisons
   zstd             # whole-file decode cross-check of seekable blobs

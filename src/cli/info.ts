@@ -12,6 +12,8 @@ import { parseImageRefOptionalTag } from "../oci/ref.ts";
 import { openImage } from "../puzzlefs/reader/image.ts";
 import { fsVerityHex } from "../puzzlefs/verity.ts";
 import { addDigestOption, writeOut, type ImageOptions } from "./image-arg.ts";
+import { describe as describeExt, type ExtDescription } from "../ext/index.ts";
+import { planFor, renderExt } from "./export.ts";
 
 export interface ImageInfo {
   tag: string;
@@ -21,9 +23,11 @@ export interface ImageInfo {
   inodes: number;
   logicalBytes: number;
   storedBytes: number;
+  /** With --ext: the planned ext image (geometry, blocks by kind). */
+  ext?: ExtDescription;
 }
 
-export async function imageInfo(dir: string, tag: string, opts: ImageOptions = {}): Promise<ImageInfo> {
+export async function imageInfo(dir: string, tag: string, opts: ImageOptions & { ext?: boolean } = {}): Promise<ImageInfo> {
   const img = await openImage(dir, tag, { digest: opts.digest });
   const m = img.manifest;
   const blobs = new Map<string, number>([[m.manifest.config.digest, m.manifest.config.size]]);
@@ -38,7 +42,7 @@ export async function imageInfo(dir: string, tag: string, opts: ImageOptions = {
   }
   let stored = m.bytes.length;
   for (const s of blobs.values()) stored += s;
-  return {
+  const info: ImageInfo = {
     tag,
     manifest: { digest: `sha256:${m.hex}`, size: m.bytes.length, fsVerity: fsVerityHex(m.bytes) },
     rootfs: { digest: `sha256:${img.rootfs.hex}`, size: img.rootfs.size, metadataLayers: img.layerCount },
@@ -47,6 +51,8 @@ export async function imageInfo(dir: string, tag: string, opts: ImageOptions = {
     logicalBytes: img.tree.logicalBytes,
     storedBytes: stored,
   };
+  if (opts.ext) info.ext = describeExt(planFor(img, 0).plan);
+  return info;
 }
 
 function render(i: ImageInfo): string {
@@ -60,6 +66,7 @@ function render(i: ImageInfo): string {
     `inodes:          ${i.inodes}`,
     `logical bytes:   ${i.logicalBytes}`,
     `stored bytes:    ${i.storedBytes}`,
+    ...(i.ext ? [renderExt(i.ext)] : []),
   ].join("\n");
 }
 
@@ -69,8 +76,9 @@ export function registerInfo(program: Command): void {
       .command("info")
       .description("Show the tags of an OCI layout and, for each image (or just TAG), its manifest, layers, inode count, logical and stored bytes.")
       .argument("<OCI_DIR[:TAG]>", "an OCI image layout directory, optionally with one tag")
-      .option("--json", "print JSON instead of text"),
-  ).action(async (ref: string, opts: ImageOptions & { json?: boolean }) => {
+      .option("--json", "print JSON instead of text")
+      .option("--ext", "also plan the ext4 image `puzzlefs export`/`serve` would present, and show its geometry"),
+  ).action(async (ref: string, opts: ImageOptions & { json?: boolean; ext?: boolean }) => {
     const { dir, tag } = parseImageRefOptionalTag(ref);
     const layout = await OciLayout.open(dir);
     const allTags = await layout.tags();

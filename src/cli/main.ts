@@ -7,9 +7,11 @@ import { Command, CommanderError } from "commander";
 import { ExitCode, PfsError, exitCodeFor } from "../common/errors.ts";
 import { registerBuild } from "./build.ts";
 import { registerCat } from "./cat.ts";
+import { openExtExports, registerExport } from "./export.ts";
 import { registerExtract } from "./extract.ts";
 import { registerInfo } from "./info.ts";
 import { registerLs } from "./ls.ts";
+import { registerServe } from "./serve.ts";
 
 export function buildProgram(): Command {
   const program = new Command("puzzlefs")
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
   registerInfo(program);
   registerLs(program);
   registerCat(program);
+  registerExport(program);
+  registerServe(program, { openImage: openExtExports });
   return program;
 }
 

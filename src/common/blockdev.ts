@@ -21,6 +21,12 @@ export interface BlockDevice {
    */
   read(offset: number, length: number): Promise<Uint8Array>;
   /**
+   * Optional fast path with the same contract as `read`: fill all of `dest`
+   * with the bytes at [offset, offset + dest.length). Lets the NBD server
+   * reuse its reply buffers instead of allocating one per request.
+   */
+  readInto?(offset: number, dest: Uint8Array): Promise<void>;
+  /**
    * Allocation map of [offset, offset+length): contiguous extents in order,
    * covering at least `offset` and at most the whole range. Optional.
    */

@@ -1,0 +1,408 @@
+/**
+ * The NBD server: node:net glue around Session (STYLE.md §2, §9). It owns the
+ * sockets, the export map (name → BlockDevice; it knows nothing of ext or
+ * PuzzleFS), the per-connection limits and the shutdown sequence.
+ *
+ * Backpressure: a connection parses the next request only while it has fewer
+ * than `maxRequestsInFlight` requests executing and fewer than
+ * `maxBytesInFlight` bytes reserved for READ replies plus bytes queued on the
+ * socket. Otherwise the socket is paused, so a client that never reads its
+ * replies costs at most maxBytesInFlight + one 32 MiB reply, and its unread
+ * requests wait in the kernel.
+ */
+import { EventEmitter } from "node:events";
+import { type AddressInfo, type Server, type Socket, createServer } from "node:net";
+import type { BlockDevice } from "../common/blockdev.ts";
+import { log } from "../common/debug.ts";
+import { PfsError } from "../common/errors.ts";
+import { BufferPool } from "./bufpool.ts";
+import { execute } from "./commands.ts";
+import type { ExportCatalog, ExportInfo } from "./options.ts";
+import { type NbdRequest, Session, type SessionEvent, State } from "./session.ts";
+import { nameOf } from "../common/names.ts";
+import { MAX_PAYLOAD, NBD_CMD, NBD_E } from "./wire.ts";
+
+/** Replies written in one tick are batched into one writev up to this many bytes. */
+const CORK_FLUSH_BYTES = 256 * 1024;
+
+export interface NbdExport {
+  device: BlockDevice;
+  /** Shown by NBD_INFO_DESCRIPTION and NBD_OPT_LIST. */
+  description?: string;
+}
+
+export interface ServerOptions {
+  exports: ReadonlyMap<string, NbdExport>;
+  /** The export the empty name selects; default: the first export. */
+  defaultExport?: string;
+  /** Connections beyond this are closed as soon as they are accepted. Default 256. */
+  maxConnections?: number;
+  /** Requests executing at once per connection. Default 64. */
+  maxRequestsInFlight?: number;
+  /** Bytes of READ replies in flight per connection (≥ 32 MiB). Default 64 MiB. */
+  maxBytesInFlight?: number;
+  /** A client still negotiating after this is dropped; transmission has no idle limit. Default 10 s. */
+  handshakeTimeoutMs?: number;
+  /** How long close() waits for in-flight replies before dropping connections. Default 10 s. */
+  shutdownGraceMs?: number;
+}
+
+export interface ConnectionStats {
+  id: number;
+  /** "address:port", or "unix" for a unix-socket peer. */
+  client: string;
+  export: string | undefined;
+  startedAt: number;
+  requests: number;
+  /** Export bytes delivered by READ. */
+  bytes: number;
+  errors: number;
+  /** Why the connection ended. */
+  reason: string;
+  /** True if it ended by a hard disconnect (protocol violation, timeout, socket error). */
+  hard: boolean;
+}
+
+export interface RequestErrorInfo {
+  id: number;
+  client: string;
+  export: string | undefined;
+  type: number;
+  offset: number;
+  length: number;
+  errno: number;
+  error: unknown;
+}
+
+export type ListenTarget = { host: string; port: number } | { path: string };
+
+export class NbdServer extends EventEmitter {
+  readonly opts: Required<Omit<ServerOptions, "defaultExport">> & { defaultExport: string };
+  readonly catalog: ExportCatalog;
+  private readonly infos = new Map<string, ExportInfo>();
+  private readonly net: Server;
+  private readonly conns = new Set<Connection>();
+  /** READ reply buffers, shared by all connections. */
+  readonly pool = new BufferPool();
+  private nextId = 1;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: ServerOptions) {
+    super();
+    const names = [...options.exports.keys()];
+    if (names.length === 0) throw PfsError.usage("NBD server: no exports", "give at least one export");
+    const defaultExport = options.defaultExport ?? names[0]!;
+    if (!options.exports.has(defaultExport)) {
+      throw PfsError.usage(`NBD server: default export "${defaultExport}" is not one of the exports`, `choose one of: ${names.join(", ")}`);
+    }
+    this.opts = {
+      exports: options.exports,
+      defaultExport,
+      maxConnections: options.maxConnections ?? 256,
+      maxRequestsInFlight: options.maxRequestsInFlight ?? 64,
+      maxBytesInFlight: Math.max(options.maxBytesInFlight ?? 64 * 1024 * 1024, MAX_PAYLOAD),
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+      shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
+    };
+    for (const [name, e] of options.exports) {
+      if (!Number.isSafeInteger(e.device.size) || e.device.size < 0) throw PfsError.internal(`export "${name}": bad size ${e.device.size}`);
+      this.infos.set(name, { name, size: e.device.size, blockSize: e.device.blockSize, description: e.description });
+    }
+    this.catalog = {
+      names: () => names,
+      lookup: (name) => this.infos.get(name === "" ? defaultExport : name),
+    };
+    this.net = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => this.accept(s));
+    this.net.maxConnections = this.opts.maxConnections;
+    this.net.on("drop", (d) => {
+      log.nbd("connection from %s refused: %d connections open", d?.remoteAddress, this.opts.maxConnections);
+      this.emit("connection-refused", d);
+    });
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  listen(target: ListenTarget): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error) => reject(PfsError.io(`NBD server: listen on ${describeTarget(target)}`, e));
+      this.net.once("error", onError);
+      const done = () => {
+        this.net.off("error", onError);
+        // e.g. EMFILE on accept: never fatal for the server without a listener.
+        this.net.on("error", (e) => (this.listenerCount("error") > 0 ? this.emit("error", e) : log.nbd("server error: %s", e.message)));
+        resolve();
+      };
+      if ("path" in target) this.net.listen(target.path, done);
+      else this.net.listen(target.port, target.host, done);
+    });
+  }
+
+  /** The bound address ({address, port}) or unix socket path. */
+  address(): AddressInfo | string {
+    const a = this.net.address();
+    if (a === null) throw PfsError.internal("NBD server: address() before listen()");
+    return a;
+  }
+
+  deviceFor(name: string): BlockDevice {
+    return this.opts.exports.get(name)!.device;
+  }
+
+  /**
+   * Graceful stop: no new connections, negotiating clients are dropped,
+   * clients in transmission get their in-flight replies and then EOF. After
+   * shutdownGraceMs the rest are dropped.
+   */
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      const closed = new Promise<void>((r) => this.net.close(() => r()));
+      for (const c of this.conns) c.shutdown();
+      const grace = setTimeout(() => {
+        for (const c of this.conns) c.destroy("shutdown grace period expired");
+      }, this.opts.shutdownGraceMs);
+      const check = () => {
+        if (this.conns.size > 0) return;
+        clearTimeout(grace);
+        this.off("connection-end", check);
+        void closed.then(resolve);
+      };
+      this.on("connection-end", check);
+      check();
+    });
+    return this.closing;
+  }
+
+  private accept(socket: Socket): void {
+    const conn = new Connection(this, socket, this.nextId++);
+    this.conns.add(conn);
+    if (this.closing) conn.destroy("server is shutting down");
+    else conn.start();
+  }
+
+  /** Called by a connection once its socket has closed. */
+  connectionEnded(conn: Connection): void {
+    this.conns.delete(conn);
+    this.emit("connection-end", conn.stats);
+  }
+}
+
+function describeTarget(t: ListenTarget): string {
+  return "path" in t ? t.path : `${t.host}:${t.port}`;
+}
+
+/** One client socket: feeds the session, runs its requests, writes replies whole. */
+class Connection {
+  readonly stats: ConnectionStats;
+  private readonly session: Session;
+  private device: BlockDevice | undefined;
+  private executing = 0;
+  private reserved = 0;
+  private ending: { hard: boolean; reason: string } | undefined;
+  private paused = true;
+  private corked = false;
+  private corkedBytes = 0;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private peerEnded = false;
+
+  constructor(
+    private readonly server: NbdServer,
+    private readonly socket: Socket,
+    id: number,
+  ) {
+    const client = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : "unix";
+    this.stats = { id, client, export: undefined, startedAt: Date.now(), requests: 0, bytes: 0, errors: 0, reason: "", hard: false };
+    this.session = new Session(server.catalog, { tag: `conn#${id} ` });
+    socket.on("close", () => this.onClose());
+    socket.on("error", (e) => this.fail(`socket error: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+  }
+
+  start(): void {
+    const s = this.socket;
+    log.nbd("conn#%d from %s", this.stats.id, this.stats.client);
+    s.setNoDelay(true); // proto.md "Protocol phases": both sides SHOULD disable Nagle
+    if (s.remoteAddress) s.setKeepAlive(true, 60_000);
+    s.on("data", (chunk: Buffer) => {
+      this.session.push(chunk);
+      this.pump();
+    });
+    s.on("end", () => {
+      // Requests may still wait unparsed (caps reached): EOF counts once they are done.
+      this.peerEnded = true;
+      this.pump();
+    });
+    s.on("drain", () => this.pump());
+    this.handshakeTimer = setTimeout(() => {
+      if (this.session.state !== State.TRANSMISSION) this.destroy(`handshake not finished after ${this.server.opts.handshakeTimeoutMs} ms`);
+    }, this.server.opts.handshakeTimeoutMs);
+    this.pump();
+  }
+
+  /** Parse and dispatch as much as the limits allow; pause the socket when they don't. */
+  private pump(): void {
+    try {
+      this.pumpUnsafe();
+    } catch (e) {
+      // A bug in the session must cost this connection only, never the server.
+      this.fail(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
+  }
+
+  private pumpUnsafe(): void {
+    const o = this.server.opts;
+    while (!this.ending && !this.closed) {
+      if (this.executing >= o.maxRequestsInFlight || this.reserved + this.socket.writableLength >= o.maxBytesInFlight) {
+        this.setPaused(true);
+        return;
+      }
+      const ev = this.session.poll();
+      if (!ev) {
+        if (this.peerEnded) this.handle(this.session.eof());
+        break;
+      }
+      this.handle(ev);
+    }
+    if (this.ending) this.maybeFinish();
+    else this.setPaused(false);
+  }
+
+  private setPaused(p: boolean): void {
+    if (p === this.paused || this.closed) return;
+    this.paused = p;
+    if (p) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  private handle(ev: SessionEvent): void {
+    switch (ev.kind) {
+      case "send":
+        this.write(ev.data);
+        break;
+      case "ready":
+        clearTimeout(this.handshakeTimer);
+        this.stats.export = ev.export.name;
+        this.device = this.server.deviceFor(ev.export.name);
+        log.nbd("conn#%d: transmission on %j", this.stats.id, ev.export.name);
+        break;
+      case "request":
+        this.dispatch(ev.req);
+        break;
+      case "end":
+        if (this.ending) break;
+        this.ending = { hard: ev.hard, reason: ev.reason };
+        if (ev.hard) this.stats.errors++;
+        this.setPaused(true);
+        this.maybeFinish();
+        break;
+    }
+  }
+
+  private dispatch(req: NbdRequest): void {
+    const bytes = req.type === NBD_CMD.READ ? req.length : 0;
+    this.executing++;
+    this.reserved += bytes;
+    this.stats.requests++;
+    const replies = this.session.replies;
+    execute(req, this.device!, replies, this.server.pool)
+      .then((res) => {
+        this.write(res.data, res.owned);
+        this.stats.bytes += res.bytes;
+        if (res.error) this.requestFailed(req, res.error.errno, res.error.cause);
+      })
+      .catch((e: unknown) => this.fail(`internal error: ${e instanceof Error ? e.message : String(e)}`))
+      .finally(() => {
+        this.executing--;
+        this.reserved -= bytes;
+        this.pump();
+      });
+  }
+
+  private requestFailed(req: NbdRequest, errno: number, error: unknown): void {
+    const { id, client, export: name } = this.stats;
+    this.stats.errors++;
+    const info: RequestErrorInfo = { id, client, export: name, type: req.type, offset: req.offset, length: req.length, errno, error };
+    log.nbd("conn#%d NBD_CMD_%s @%d+%d -> NBD_%s: %s", id, nameOf(NBD_CMD, req.type), req.offset, req.length, nameOf(NBD_E, errno), error instanceof Error ? error.message : String(error));
+    this.server.emit("request-error", info);
+  }
+
+  /**
+   * Write one reply; replies finishing in the same tick go out in one writev.
+   * Pool buffers in `owned` go back once the socket has taken the last byte.
+   */
+  private write(data: Uint8Array[], owned?: Uint8Array[]): void {
+    const s = this.socket;
+    const pool = this.server.pool;
+    if (this.closed || s.writableEnded || s.destroyed) {
+      if (owned) for (const b of owned) pool.release(b);
+      return;
+    }
+    if (!this.corked) {
+      this.corked = true;
+      s.cork();
+      process.nextTick(() => this.uncork());
+    }
+    const last = data.length - 1;
+    for (let i = 0; i < last; i++) this.corkedBytes += data[i]!.length, s.write(data[i]!);
+    this.corkedBytes += data[last]!.length;
+    // The callback runs once (with an error if the socket dies first).
+    if (owned) s.write(data[last]!, () => owned.forEach((b) => pool.release(b)));
+    else s.write(data[last]!);
+    // Flush big batches at once: their bytes are still in the CPU cache from the read.
+    if (this.corkedBytes >= CORK_FLUSH_BYTES) this.uncork();
+  }
+
+  private uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.corkedBytes = 0;
+    this.socket.uncork();
+  }
+
+  /** Close once nothing is executing (soft) or right away (hard), after queued writes. */
+  private maybeFinish(): void {
+    const e = this.ending;
+    if (!e || this.closed) return;
+    if (!e.hard && this.executing > 0) return;
+    this.stats.reason ||= e.reason;
+    this.stats.hard ||= e.hard;
+    if (this.socket.writableEnded) return;
+    this.socket.end();
+    // end() flushes queued replies first; a peer that never reads must not keep us.
+    setTimeout(() => this.destroy(`${e.reason} (peer did not read the last replies)`), 2_000).unref();
+  }
+
+  /** Server shutdown: stop taking requests, finish those in flight, then EOF. */
+  shutdown(): void {
+    this.session.shutdown();
+    if (this.session.state !== State.TRANSMISSION) return this.destroy("server is shutting down");
+    this.handle({ kind: "end", hard: false, reason: "server shutdown" });
+  }
+
+  private fail(reason: string): void {
+    this.stats.errors++;
+    this.destroy(reason);
+  }
+
+  destroy(reason: string): void {
+    if (this.closed) return;
+    if (!this.stats.reason) {
+      this.stats.reason = reason;
+      this.stats.hard = true;
+    }
+    log.nbd("conn#%d: dropped: %s", this.stats.id, reason);
+    this.socket.destroy();
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.handshakeTimer);
+    if (!this.stats.reason) {
+      this.stats.reason = "peer closed the connection";
+      this.stats.hard = true;
+    }
+    this.server.connectionEnded(this);
+  }
+}

@@ -1,0 +1,377 @@
+/**
+ * The NBD session: a pure state machine (STYLE.md §2, §8). Bytes go in with
+ * `push()`; `poll()` hands out one event at a time (bytes to send, a request
+ * to execute, the end of the session) and returns `undefined` when it needs
+ * more input. It never sees a socket, a timer or a BlockDevice, so the same
+ * core runs in unit tests, fuzzers and the server. Pulling events one by one
+ * lets the server stop parsing when its per-connection caps are reached:
+ * unparsed input then stays in the kernel's socket buffer, not in memory.
+ *
+ * States and transitions (proto.md "Fixed newstyle negotiation", "Transmission"):
+ *
+ *   AWAIT_CLIENT_FLAGS --4 bytes, FIXED_NEWSTYLE set, no unknown bits--> OPTIONS
+ *   AWAIT_CLIENT_FLAGS --unknown bit, or FIXED_NEWSTYLE missing----------> DEAD
+ *   OPTIONS --NBD_OPT_GO ACK, or NBD_OPT_EXPORT_NAME of a known export--> TRANSMISSION
+ *   OPTIONS --any other option: replies, stay----------------------------> OPTIONS
+ *   OPTIONS --NBD_OPT_ABORT (after the ACK)------------------------------> CLOSED
+ *   OPTIONS --bad magic, oversized option, EXPORT_NAME unknown----------> DEAD
+ *   TRANSMISSION --request: reply or request event, stay----------------> TRANSMISSION
+ *   TRANSMISSION --NBD_CMD_DISC------------------------------------------> CLOSED
+ *   TRANSMISSION --bad magic, payload > 32 MiB--------------------------> DEAD
+ *   any --EOF: on a message boundary → CLOSED, mid-message → DEAD
+ *
+ * Recoverable faults (unknown option, bad export name, out-of-range read,
+ * write to the read-only export) are answered and the session goes on;
+ * protocol violations end it (DEAD = hard disconnect).
+ */
+import { log } from "../common/debug.ts";
+import { ErrorCode, PfsError } from "../common/errors.ts";
+import { nameOf } from "../common/names.ts";
+import { ByteQueue } from "./bytequeue.ts";
+import { type ExportCatalog, type ExportInfo, type Negotiated, describeReplies, handleOption, transmissionFlags } from "./options.ts";
+import { ReplyMode, Replies } from "./replies.ts";
+import {
+  CLIENT_FLAGS,
+  EXTENDED_REQUEST,
+  MAX_PAYLOAD,
+  NBD_CMD,
+  NBD_CMD_FLAG,
+  NBD_E,
+  NBD_FLAG_C,
+  NBD_MAGIC,
+  NBD_OPT,
+  NBD_REP,
+  OPTION_REQUEST,
+  REQUEST,
+  type RequestHeader,
+  decodeOptionHeader,
+  decodeRequest,
+  encodeExportNameReply,
+  encodeGreeting,
+  encodeOptionReply,
+} from "./wire.ts";
+
+export const State = {
+  AWAIT_CLIENT_FLAGS: "AwaitClientFlags",
+  OPTIONS: "Options",
+  TRANSMISSION: "Transmission",
+  CLOSED: "Closed",
+  DEAD: "Dead",
+} as const;
+export type State = (typeof State)[keyof typeof State];
+
+/** A validated request that needs the export's BlockDevice. */
+export interface NbdRequest {
+  type: typeof NBD_CMD.READ | typeof NBD_CMD.CACHE | typeof NBD_CMD.BLOCK_STATUS;
+  flags: number;
+  cookie: bigint;
+  /** Checked: 0 ≤ offset, offset + length ≤ export size, length ≥ 1. */
+  offset: number;
+  length: number;
+  /** The request's offset field as sent, echoed in extended reply headers. */
+  rawOffset: bigint;
+}
+
+export type SessionEvent =
+  /** Write these buffers, in order, as one unit. */
+  | { kind: "send"; data: Buffer[] }
+  /** Transmission begins on this export. */
+  | { kind: "ready"; export: ExportInfo }
+  | { kind: "request"; req: NbdRequest }
+  /** The session is over. hard: drop the connection; else finish in-flight work, then close. */
+  | { kind: "end"; hard: boolean; reason: string; error?: PfsError };
+
+export interface SessionOptions {
+  /** Option data above this is refused with NBD_REP_ERR_TOO_BIG and a hard disconnect. */
+  maxOptionLength?: number;
+  /** Prefix of this session's debug log lines, e.g. "conn#3 ". */
+  tag?: string;
+}
+
+/** Largest option data we buffer: names and queries are ≤ 4096 bytes each. */
+export const DEFAULT_MAX_OPTION_LENGTH = 64 * 1024;
+
+export class Session {
+  private _state: State = State.AWAIT_CLIENT_FLAGS;
+  private readonly input = new ByteQueue();
+  private readonly outbox: SessionEvent[] = [];
+  private readonly neg: Negotiated = { structured: false, extended: false, metaExport: undefined, shuttingDown: false };
+  private noZeroes = false;
+  private option: { option: number; length: number } | undefined;
+  /** Write payload still to drop, and the reply to send once it is gone. */
+  private discard: { left: number; reply: Buffer } | undefined;
+  private _export: ExportInfo | undefined;
+  private _replies: Replies | undefined;
+  private metaActive = false;
+  private readonly maxOptionLength: number;
+  private readonly tag: string;
+
+  constructor(private readonly catalog: ExportCatalog, opts: SessionOptions = {}) {
+    this.maxOptionLength = opts.maxOptionLength ?? DEFAULT_MAX_OPTION_LENGTH;
+    this.tag = opts.tag ?? "";
+    this.outbox.push({ kind: "send", data: [encodeGreeting()] });
+  }
+
+  get state(): State {
+    return this._state;
+  }
+  get exportInfo(): ExportInfo | undefined {
+    return this._export;
+  }
+  /** Reply encoders for the negotiated mode; set once transmission begins. */
+  get replies(): Replies {
+    if (!this._replies) throw PfsError.internal("session.replies used before transmission");
+    return this._replies;
+  }
+  /** Bytes received but not yet parsed. */
+  get buffered(): number {
+    return this.input.length;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this._state === State.CLOSED || this._state === State.DEAD) return;
+    this.input.push(chunk);
+  }
+
+  /** Server shutdown: answer further options with ERR_SHUTDOWN and requests with ESHUTDOWN. */
+  shutdown(): void {
+    this.neg.shuttingDown = true;
+  }
+
+  /** The peer closed its side. Ends the session; mid-message EOF is an error (STYLE.md §11). */
+  eof(): SessionEvent {
+    if (this._state === State.CLOSED || this._state === State.DEAD) return { kind: "end", hard: false, reason: "closed" };
+    const partial = this.input.length > 0 || this.option !== undefined || this.discard !== undefined;
+    if (partial) return this.die(`EOF in the middle of a message (${this._state}, ${this.input.length} bytes buffered)`);
+    const was = this._state;
+    this._state = State.CLOSED;
+    return { kind: "end", hard: false, reason: `EOF in ${was}` };
+  }
+
+  /** Next event, or undefined when more input is needed (or the session is over). */
+  poll(): SessionEvent | undefined {
+    for (;;) {
+      const ev = this.outbox.shift();
+      if (ev) return ev;
+      if (this._state === State.CLOSED || this._state === State.DEAD) return undefined;
+      if (!this.step()) return undefined;
+    }
+  }
+
+  /** Consume one message (or part of a write payload). False: not enough input. */
+  private step(): boolean {
+    switch (this._state) {
+      case State.AWAIT_CLIENT_FLAGS:
+        return this.stepClientFlags();
+      case State.OPTIONS:
+        return this.stepOption();
+      case State.TRANSMISSION:
+        return this.discard ? this.stepDiscard() : this.stepRequest();
+      default:
+        return false;
+    }
+  }
+
+  private die(reason: string): SessionEvent {
+    this._state = State.DEAD;
+    log.nbd("%ssession dead: %s", this.tag, reason);
+    const ev: SessionEvent = { kind: "end", hard: true, reason, error: new PfsError(ErrorCode.PROTOCOL, `NBD client: ${reason}`) };
+    return ev;
+  }
+
+  private stepClientFlags(): boolean {
+    if (this.input.length < CLIENT_FLAGS.size) return false;
+    const flags = this.input.take(CLIENT_FLAGS.size).readUInt32BE(CLIENT_FLAGS.at.client_flags);
+    const known = NBD_FLAG_C.FIXED_NEWSTYLE | NBD_FLAG_C.NO_ZEROES;
+    if ((flags & ~known) !== 0) {
+      this.outbox.push(this.die(`unknown client flags 0x${flags.toString(16)}`));
+    } else if (!(flags & NBD_FLAG_C.FIXED_NEWSTYLE)) {
+      // Plain newstyle clients cannot read option replies; we only speak fixed newstyle.
+      this.outbox.push(this.die("client did not set NBD_FLAG_C_FIXED_NEWSTYLE (only fixed newstyle is served)"));
+    } else {
+      this.noZeroes = (flags & NBD_FLAG_C.NO_ZEROES) !== 0;
+      this._state = State.OPTIONS;
+    }
+    return true;
+  }
+
+  private stepOption(): boolean {
+    if (!this.option) {
+      if (this.input.length < OPTION_REQUEST.size) return false;
+      const h = decodeOptionHeader(this.input.take(OPTION_REQUEST.size));
+      if (h.magic !== NBD_MAGIC.IHAVEOPT) {
+        this.outbox.push(this.die(`bad option magic 0x${h.magic.toString(16)}`));
+        return true;
+      }
+      if (h.length > this.maxOptionLength) {
+        // Refuse before reading a byte of it (ARCHITECTURE.md invariant 4).
+        const why = `option data of ${h.length} bytes exceeds ${this.maxOptionLength}`;
+        if (h.option !== NBD_OPT.EXPORT_NAME) {
+          this.outbox.push({ kind: "send", data: [encodeOptionReply(h.option, NBD_REP.ERR_TOO_BIG, Buffer.from(why))] });
+        }
+        this.outbox.push(this.die(`${nameOf(NBD_OPT, h.option)}: ${why}`));
+        return true;
+      }
+      this.option = { option: h.option, length: h.length };
+    }
+    if (this.input.length < this.option.length) return false;
+    const { option, length } = this.option;
+    this.option = undefined;
+    const data = this.input.take(length);
+    if (option === NBD_OPT.EXPORT_NAME) return this.exportName(data);
+
+    const out = handleOption(this.neg, this.catalog, option, data);
+    log.nbd("%sNBD_OPT_%s (%d bytes) -> %s", this.tag, nameOf(NBD_OPT, option), length, describeReplies(out.replies));
+    this.outbox.push({ kind: "send", data: out.replies });
+    if (out.abort) {
+      this._state = State.CLOSED;
+      this.outbox.push({ kind: "end", hard: false, reason: "NBD_OPT_ABORT" });
+    } else if (out.go) {
+      this.enterTransmission(out.go);
+    }
+    return true;
+  }
+
+  /** NBD_OPT_EXPORT_NAME cannot return an error: unknown export → hard disconnect. */
+  private exportName(data: Buffer): boolean {
+    if (this.neg.extended) {
+      this.outbox.push(this.die("NBD_OPT_EXPORT_NAME after extended headers were negotiated"));
+      return true;
+    }
+    const name = data.toString("utf8");
+    const info = this.catalog.lookup(name);
+    if (!info || this.neg.shuttingDown) {
+      this.outbox.push(this.die(info ? "server is shutting down" : `NBD_OPT_EXPORT_NAME: export "${name}" not found`));
+      return true;
+    }
+    this.outbox.push({ kind: "send", data: [encodeExportNameReply(info.size, transmissionFlags(this.neg), this.noZeroes)] });
+    this.enterTransmission(info);
+    return true;
+  }
+
+  private enterTransmission(info: ExportInfo): void {
+    this._state = State.TRANSMISSION;
+    this._export = info;
+    this.metaActive = this.neg.metaExport === info.name;
+    const mode = this.neg.extended ? ReplyMode.EXTENDED : this.neg.structured ? ReplyMode.STRUCTURED : ReplyMode.SIMPLE;
+    this._replies = new Replies(mode);
+    this.outbox.push({ kind: "ready", export: info });
+  }
+
+  private stepDiscard(): boolean {
+    const d = this.discard!;
+    if (this.input.length === 0) return false;
+    d.left -= this.input.skip(d.left);
+    if (d.left > 0) return false;
+    this.discard = undefined;
+    this.outbox.push({ kind: "send", data: [d.reply] });
+    return true;
+  }
+
+  private stepRequest(): boolean {
+    const extended = this.neg.extended;
+    const size = extended ? EXTENDED_REQUEST.size : REQUEST.size;
+    if (this.input.length < size) return false;
+    const h = decodeRequest(this.input.take(size), extended);
+    const magic = extended ? NBD_MAGIC.EXTENDED_REQUEST : NBD_MAGIC.REQUEST;
+    if (h.magic !== magic) {
+      this.outbox.push(this.die(`bad request magic 0x${h.magic.toString(16)}, expected 0x${magic.toString(16)}`));
+      return true;
+    }
+    // Which requests carry a payload: compact WRITE; extended with PAYLOAD_LEN.
+    const hasPayload = extended ? (h.flags & NBD_CMD_FLAG.PAYLOAD_LEN) !== 0 : h.type === NBD_CMD.WRITE;
+    const payload = hasPayload ? h.length : 0n;
+    if (payload > BigInt(MAX_PAYLOAD)) {
+      this.outbox.push(this.die(`${nameOf(NBD_CMD, h.type)} payload of ${payload} bytes exceeds ${MAX_PAYLOAD}`));
+      return true;
+    }
+    const ev = this.validate(h, hasPayload);
+    if (ev.kind === "send" && payload > 0n) {
+      // The payload must be consumed before the next header; reply once it is.
+      this.discard = { left: Number(payload), reply: ev.data[0]! };
+    } else {
+      this.outbox.push(ev);
+    }
+    return true;
+  }
+
+  /** Check one request against the negotiated state and the export; reply or pass it on. */
+  private validate(h: RequestHeader, hasPayload: boolean): SessionEvent {
+    const R = this.replies;
+    const name = nameOf(NBD_CMD, h.type);
+    const fail = (errno: number, why: string): SessionEvent => {
+      log.nbd("%sNBD_CMD_%s cookie %s: %s -> NBD_%s", this.tag, name, h.cookie, why, nameOf(NBD_E, errno));
+      return { kind: "send", data: [R.error(h.cookie, h.offset, errno, `${name}: ${why}`)] };
+    };
+    if (h.type === NBD_CMD.DISC) {
+      this._state = State.CLOSED;
+      return { kind: "end", hard: false, reason: "NBD_CMD_DISC" };
+    }
+    if (this.neg.shuttingDown) return fail(NBD_E.ESHUTDOWN, "server is shutting down");
+
+    const allowed = this.allowedFlags(h.type);
+    if (allowed < 0) return fail(NBD_E.EINVAL, `unknown command ${h.type}`);
+    // In extended mode PAYLOAD_LEN is how a payload is announced; we implement no
+    // payload form besides WRITE, so on any other command it is an invalid flag.
+    const writePayload = h.type === NBD_CMD.WRITE && this.neg.extended ? NBD_CMD_FLAG.PAYLOAD_LEN : 0;
+    const bad = h.flags & ~allowed & ~writePayload;
+    if (bad !== 0) return fail(NBD_E.EINVAL, `flags 0x${bad.toString(16)} not valid here`);
+
+    switch (h.type) {
+      case NBD_CMD.WRITE:
+        if (this.neg.extended && !hasPayload) return fail(NBD_E.EINVAL, "extended WRITE without NBD_CMD_FLAG_PAYLOAD_LEN");
+        return fail(NBD_E.EPERM, "the export is read-only");
+      case NBD_CMD.TRIM:
+      case NBD_CMD.WRITE_ZEROES:
+        return fail(NBD_E.EPERM, "the export is read-only");
+      case NBD_CMD.FLUSH:
+        // Nothing is ever written, so there is nothing to flush; offset and length MUST be 0.
+        if (h.offset !== 0n || h.length !== 0n) return fail(NBD_E.EINVAL, "offset and length must be zero");
+        return { kind: "send", data: [R.ok(h.cookie, h.offset)] };
+      case NBD_CMD.BLOCK_STATUS:
+        if (!this.metaActive) return fail(NBD_E.EINVAL, "no metadata context was selected with NBD_OPT_SET_META_CONTEXT");
+        return this.ranged(h, fail);
+      case NBD_CMD.READ:
+      case NBD_CMD.CACHE:
+        return this.ranged(h, fail);
+      default:
+        throw PfsError.internal(`allowedFlags accepted command ${h.type}`);
+    }
+  }
+
+  /** READ, CACHE, BLOCK_STATUS: nonzero length inside the export, reads ≤ 32 MiB. */
+  private ranged(h: RequestHeader, fail: (errno: number, why: string) => SessionEvent): SessionEvent {
+    const size = BigInt(this._export!.size);
+    if (h.length === 0n) return fail(NBD_E.EINVAL, "zero length");
+    if (h.offset + h.length > size) {
+      return fail(NBD_E.EINVAL, `offset ${h.offset} + length ${h.length} is beyond the end of the export (${size} bytes)`);
+    }
+    // Reads are answered from a buffer of `length` bytes: cap them at the advertised maximum.
+    if (h.type === NBD_CMD.READ && h.length > BigInt(MAX_PAYLOAD)) {
+      return fail(NBD_E.EINVAL, `length ${h.length} exceeds the maximum payload ${MAX_PAYLOAD}`);
+    }
+    const type = h.type as NbdRequest["type"];
+    const req: NbdRequest = { type, flags: h.flags, cookie: h.cookie, offset: Number(h.offset), length: Number(h.length), rawOffset: h.offset };
+    return { kind: "request", req };
+  }
+
+  /** Command flags valid per command (proto.md "Command flags"); -1 for unknown commands. */
+  private allowedFlags(type: number): number {
+    const F = NBD_CMD_FLAG;
+    switch (type) {
+      case NBD_CMD.READ:
+        return this.neg.structured || this.neg.extended ? F.DF : 0;
+      case NBD_CMD.BLOCK_STATUS:
+        return F.REQ_ONE;
+      case NBD_CMD.WRITE_ZEROES:
+        return F.NO_HOLE;
+      case NBD_CMD.WRITE:
+      case NBD_CMD.TRIM:
+      case NBD_CMD.FLUSH:
+      case NBD_CMD.CACHE:
+        return 0;
+      default:
+        return -1;
+    }
+  }
+}
