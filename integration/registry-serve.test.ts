@@ -1,10 +1,10 @@
 /**
  * `puzzlefs serve oci://…` against the real registry (docker-registry 2.8 on
  * 127.0.0.1): the disk it serves is byte-identical (nbdcopy) to serving the
- * same manifest from a local layout; a QEMU guest mounts it through the
- * kernel nbd client, and mounting plus reading /etc/os-release makes the
- * registry serve a small fraction of the image (bytes counted by a proxy in
- * front of the registry); with the registry stopped, cached blocks still read
+ * same manifest from a local layout (fixtures, a synthetic tree, Debian
+ * minbase); a QEMU guest mounts Debian minbase through the kernel nbd client,
+ * and mounting plus reading /etc/os-release makes the registry serve a small
+ * fraction of the image (bytes counted by a proxy in front of the registry); with the registry stopped, cached blocks still read
  * and uncached ones fail with EIO within the deadline, and service resumes
  * when it is back; two servers share one cache directory.
  */
@@ -16,6 +16,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { spawnCliAsync } from "../test/helpers/run-cli.ts";
+import { OciLayout } from "../src/oci/layout.ts";
+import { MediaType, withTaggedManifest } from "../src/oci/manifest.ts";
+import { ensureDebianRootfs } from "./lib/corpus.ts";
 import { bootGuest, consoleSummary } from "./lib/qemu.ts";
 import { startProxy, startRegistry, startServe, type CountingProxy, type RegistryServer, type ServeProcess } from "./lib/registry.ts";
 import { makeSyntheticRootfs, type SyntheticImage } from "./lib/synthetic-image.ts";
@@ -101,30 +104,6 @@ describe("serve oci://", () => {
     await remote.stop();
   });
 
-  it("a QEMU guest mounts it with the kernel nbd client; mount + reading /etc/os-release costs the registry < 5 % of the image's bytes", async () => {
-    const ctx = inject("integration");
-    const cache = join(work, "cache-guest");
-    proxy.reset();
-    const s = await serve([`oci://${proxy.host}/skopeo/syn:rootfs`, "--insecure-registry", "--cache-dir", cache]);
-    const startup = proxy.bytes;
-    const r = await bootGuest({
-      assets: ctx.assets,
-      params: { mode: "nbd", exports: "rootfs", bs: 4096, scenario: "cat", paths: "/etc/os-release" },
-      guestfwdPort: s.port,
-      log: join(work, "guest.log"),
-      timeoutMs: 300_000,
-    });
-    expect(r.result, consoleSummary(r.lines)).toBe("ok");
-    const want = syn.files.get("/etc/os-release")!;
-    expect(r.lines).toContain(`CAT ${sha(want)} /etc/os-release`);
-    expect(r.lines.filter((l) => l.startsWith("C ")).map((l) => l.slice(2))).toEqual(want.toString().trimEnd().split("\n"));
-    const stored = Number(JSON.parse((await spawnCliAsync(["info", syn.dir + ":rootfs", "--json"])).stdout.toString()).images[0].storedBytes);
-    const frac = proxy.bytes / stored;
-    console.log(`registry laziness (guest mount + cat /etc/os-release): ${proxy.bytes} of ${stored} image bytes (${(100 * frac).toFixed(2)} %), ${startup} at serve start; guest ${r.seconds.toFixed(1)} s`);
-    expect(frac).toBeLessThan(0.05);
-    await s.stop();
-  });
-
   it("registry stopped mid-serve: a warm server keeps serving, a cold one answers EIO within the deadline and keeps going; both serve again when it returns; two servers share one cache", async () => {
     const warmCache = join(work, "cache-warm");
     const ref = `oci://${reg.host}/skopeo/syn:rootfs`;
@@ -181,5 +160,67 @@ describe("serve oci://", () => {
     // Nothing else: /usr/bin stays in the registry until read.
     expect(chunksOf("/usr/bin/").filter((h) => got.has(h))).toEqual([]);
     for (const h of want) expect(existsSync(join(cache, "blobs", "sha256", h))).toBe(true);
+  });
+});
+
+describe("serve oci:// of Debian minbase (puzzlefs build of the integration corpus, puzzlefs push)", () => {
+  let layoutDir: string;
+  let tree: string;
+  let pushed: string;
+  beforeAll(async () => {
+    tree = await ensureDebianRootfs();
+    layoutDir = join(work, "debian");
+    const b = await spawnCliAsync(["build", tree, `${layoutDir}:minbase`]);
+    expect(b.code, b.stderr).toBe(0);
+    const p = await spawnCliAsync(["push", `${layoutDir}:minbase`, `oci://${reg.host}/debian/minbase`, "--insecure-registry", "--json"]);
+    expect(p.code, p.stderr).toBe(0);
+    pushed = JSON.parse(p.stdout.toString()).digest;
+  });
+
+  it("nbdcopy of serve oci://…:minbase equals serving a local layout holding the manifest the registry has (skopeo inspect --raw)", async () => {
+    const raw = (await exec("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/debian/minbase:minbase`], { encoding: "buffer", maxBuffer: 1 << 24 })).stdout as Buffer;
+    expect(`sha256:${sha(raw)}`).toBe(pushed);
+    // The built layout plus the registry's manifest bytes under tag "minbase".
+    const copy = join(work, "debian-registry-manifest");
+    cpSync(layoutDir, copy, { recursive: true });
+    const layout = await OciLayout.open(copy);
+    const { hex } = await layout.blobs.put(new Uint8Array(raw));
+    const index = await layout.readIndex();
+    await layout.writeIndex(withTaggedManifest(index, "minbase", { mediaType: MediaType.MANIFEST, digest: `sha256:${hex}`, size: raw.length }));
+    const local = await serve([copy, "--tag", "minbase"]);
+    const remote = await serve([`oci://${reg.host}/debian/minbase:minbase`, "--insecure-registry", "--cache-dir", join(work, "cache-debian")]);
+    const a = await nbdcopy(local.port, "minbase", join(work, "debian-local.img"));
+    const b = await nbdcopy(remote.port, "minbase", join(work, "debian-remote.img"));
+    expect(b.length).toBe(a.length);
+    expect(sha(b)).toBe(sha(a));
+    rmSync(join(work, "debian-local.img"));
+    rmSync(join(work, "debian-remote.img"));
+    await local.stop();
+    await remote.stop();
+  });
+
+  it("a QEMU guest mounts it with the kernel nbd client; mount + reading /etc/os-release costs the registry < 5 % of the image's bytes", async () => {
+    const ctx = inject("integration");
+    proxy.reset();
+    const s = await serve([`oci://${proxy.host}/debian/minbase:minbase`, "--insecure-registry", "--cache-dir", join(work, "cache-guest")]);
+    const startup = proxy.bytes;
+    const r = await bootGuest({
+      assets: ctx.assets,
+      params: { mode: "nbd", exports: "minbase", bs: 4096, scenario: "cat", paths: "/etc/os-release" },
+      guestfwdPort: s.port,
+      log: join(work, "guest.log"),
+      timeoutMs: 300_000,
+    });
+    expect(r.result, consoleSummary(r.lines)).toBe("ok");
+    const want = readFileSync(join(tree, "etc", "os-release"));
+    expect(r.lines).toContain(`CAT ${sha(want)} /etc/os-release`);
+    expect(r.lines.filter((l) => l.startsWith("C ")).map((l) => l.slice(2))).toEqual(want.toString().trimEnd().split("\n"));
+    const stored = Number(JSON.parse((await spawnCliAsync(["info", `${layoutDir}:minbase`, "--json"])).stdout.toString()).images[0].storedBytes);
+    const frac = proxy.bytes / stored;
+    console.log(
+      `registry laziness, Debian minbase (guest mount + cat /etc/os-release): ${proxy.bytes} of ${stored} image bytes (${(100 * frac).toFixed(2)} %); ${startup} at serve start (manifest + rootfs); guest ${r.seconds.toFixed(1)} s`,
+    );
+    expect(frac).toBeLessThan(0.05);
+    await s.stop();
   });
 });

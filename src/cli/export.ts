@@ -104,6 +104,8 @@ export async function exportCommand(ref: string, out: string, opts: ExportOption
     bar?.stop();
     await unlink(partial).catch(() => undefined);
     throw e;
+  } finally {
+    img.source.close?.();
   }
   return info;
 }

@@ -58,6 +58,34 @@ export function registryErrorText(res: HttpResponse): string {
 }
 
 /** Thrown inside an attempt to ask for another one (the deadline permitting). */
+/** An operation's time budget (see withRetries). */
+export class Deadline {
+  private end: number | null = null;
+  private readonly cap: number;
+
+  constructor(readonly ms: number) {
+    this.cap = Date.now() + 4 * ms;
+  }
+
+  /** Start the clock (idempotent). */
+  start(): void {
+    if (this.end === null) this.end = Math.min(this.cap, Date.now() + this.ms);
+  }
+
+  get left(): number {
+    return Math.min(this.end ?? Number.POSITIVE_INFINITY, this.cap) - Date.now();
+  }
+
+  get expired(): boolean {
+    return this.left <= 0;
+  }
+
+  /** Aborts when the time left runs out. */
+  signal(): AbortSignal {
+    return AbortSignal.timeout(Math.max(1, this.left));
+  }
+}
+
 class Retry extends Error {
   constructor(
     message: string,
@@ -105,36 +133,45 @@ export class RegistryClient {
     return new URL(`${this.ref.repo}/${path}`, this.base);
   }
 
-  /** One request holding a limiter slot; after a 401 the credentials are renewed and it is sent once more. */
-  async call(url: URL, init: RequestInit, priority: Priority = "high"): Promise<HttpResponse> {
+  /**
+   * One request holding a limiter slot; after a 401 the credentials are
+   * renewed and it is sent once more. With a Deadline, its clock starts when
+   * the slot is granted and the request is abandoned when it runs out.
+   */
+  async call(url: URL, init: RequestInit, priority: Priority = "high", deadline?: Deadline): Promise<HttpResponse> {
     return this.limiter.run(async () => {
+      deadline?.start();
+      if (deadline?.expired) throw new TransportError(`${this.ref.host}: deadline passed while queued`, "ABORT_ERR");
+      const signal = deadline ? deadline.signal() : init.signal;
       for (let round = 0; ; round++) {
         const gen = this.auth.generation;
-        const authorization = await this.auth.header(init.signal);
+        const authorization = await this.auth.header(signal);
         const headers = { ...(init.headers ?? {}), ...(authorization ? { authorization } : {}) };
         this.stats.requests++;
-        const res = await this.transport.request(url, { ...init, headers });
+        const res = await this.transport.request(url, { ...init, headers, signal });
         this.stats.bytes += res.body.length;
         if (res.status !== 401 || round > 0) return res;
-        if (!(await this.auth.challenged(res.headers["www-authenticate"], gen, init.signal))) return res;
+        if (!(await this.auth.challenged(res.headers["www-authenticate"], gen, signal))) return res;
       }
     }, priority);
   }
 
   /**
    * Run `attempt` until it returns, retrying `Retry`s and transient network
-   * failures with backoff (100 ms doubling to 2 s, jittered) until the deadline.
+   * failures with backoff (100 ms doubling to 2 s, jittered) until the
+   * deadline: `deadlineMs` from when the operation first holds a limiter
+   * slot (time queued behind other fetches does not count, so a busy but
+   * healthy registry does not fail reads), and never more than 4× that from
+   * the call.
    */
-  async withRetries<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>, deadlineMs = this.deadlineMs): Promise<T> {
-    const end = Date.now() + deadlineMs;
+  async withRetries<T>(what: string, attempt: (deadline: Deadline) => Promise<T>, deadlineMs = this.deadlineMs): Promise<T> {
+    const deadline = new Deadline(deadlineMs);
     let last = "";
     for (let n = 0; ; n++) {
-      const left = end - Date.now();
-      if (left <= 0) break;
-      const signal = AbortSignal.timeout(left);
+      if (deadline.expired) break;
       let wait: number | undefined;
       try {
-        return await attempt(signal);
+        return await attempt(deadline);
       } catch (e) {
         if (e instanceof Retry) {
           last = e.message;
@@ -153,14 +190,14 @@ export class RegistryClient {
             });
           }
           if (!RETRY_CODES.has(e.code) && e.code !== "ABORT_ERR") throw PfsError.io(what, e);
-          last = `${e.code}: ${e.message}`;
+          if (e.code !== "ABORT_ERR" || !last) last = `${e.code}: ${e.message}`;
         } else {
           throw e;
         }
       }
       this.stats.retries++;
       const backoff = Math.min(2000, 100 * 2 ** Math.min(n, 5)) * (0.5 + Math.random() / 2);
-      const delay = Math.min(end - Date.now(), Math.max(wait ?? 0, backoff));
+      const delay = Math.min(deadline.left, Math.max(wait ?? 0, backoff));
       log.oci("%s: retry %d in %d ms (%s)", what, n + 1, Math.round(delay), last);
       if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     }
@@ -182,8 +219,8 @@ export class RegistryClient {
   /** The manifest for a tag or `sha256:<hex>`; `digest` is the Docker-Content-Digest header when sent. */
   async getManifest(reference: string): Promise<{ bytes: Uint8Array; contentType: string | undefined; digest: string | undefined }> {
     const what = `manifest ${this.name}${reference.startsWith("sha256:") ? "@" : ":"}${reference}`;
-    return this.withRetries(what, async (signal) => {
-      const res = await this.call(this.url(`manifests/${reference}`), { method: "GET", headers: { accept: MANIFEST_ACCEPT }, maxBody: MAX_MANIFEST_BYTES, signal });
+    return this.withRetries(what, async (d) => {
+      const res = await this.call(this.url(`manifests/${reference}`), { method: "GET", headers: { accept: MANIFEST_ACCEPT }, maxBody: MAX_MANIFEST_BYTES }, "high", d);
       this.check(res, what);
       if (res.status === 404) {
         throw PfsError.notFound(what, `the registry has no such ${reference.startsWith("sha256:") ? "manifest" : "tag"} (${registryErrorText(res)}); list tags with \`puzzlefs info ${this.name}\``);
@@ -205,12 +242,12 @@ export class RegistryClient {
     const max = opts.expectedSize ?? opts.maxSize;
     let have: Uint8Array = new Uint8Array(0);
     let mismatches = 0;
-    return this.withRetries(`${what} from ${this.name}`, async (signal) => {
+    return this.withRetries(`${what} from ${this.name}`, async (d) => {
       const headers: Record<string, string> = {};
       if (have.length > 0) headers.range = `bytes=${have.length}-`;
       let res: HttpResponse;
       try {
-        res = await this.call(this.url(`blobs/sha256:${hex}`), { method: "GET", headers, maxBody: max - have.length, signal }, opts.priority);
+        res = await this.call(this.url(`blobs/sha256:${hex}`), { method: "GET", headers, maxBody: max - have.length }, opts.priority, d);
       } catch (e) {
         // Keep what arrived; the next attempt asks for the rest if the server takes ranges.
         if (e instanceof TransportError && e.partial && e.partial.headers["accept-ranges"] === "bytes") {
@@ -264,8 +301,8 @@ export class RegistryClient {
   /** The blob's size if the registry has it in this repository, else null. */
   async headBlob(hex: string): Promise<number | null> {
     const what = `blob sha256:${hex} in ${this.name}`;
-    return this.withRetries(`HEAD ${what}`, async (signal) => {
-      const res = await this.call(this.url(`blobs/sha256:${hex}`), { method: "HEAD", maxBody: 0, signal });
+    return this.withRetries(`HEAD ${what}`, async (d) => {
+      const res = await this.call(this.url(`blobs/sha256:${hex}`), { method: "HEAD", maxBody: 0 }, "high", d);
       this.check(res, what);
       if (res.status === 404) return null;
       if (res.status !== 200) throw new PfsError(ErrorCode.IO, `HEAD ${what}: HTTP ${res.status}`, { data: { what, status: res.status } });
@@ -278,14 +315,14 @@ export class RegistryClient {
     const what = `uploading blob sha256:${hex} to ${this.name}`;
     await this.withRetries(
       what,
-      async (signal) => {
-        const post = await this.call(this.url("blobs/uploads/"), { method: "POST", body: new Uint8Array(0), maxBody: 1 << 16, signal }, priority);
+      async (d) => {
+        const post = await this.call(this.url("blobs/uploads/"), { method: "POST", body: new Uint8Array(0), maxBody: 1 << 16 }, priority, d);
         this.check(post, what);
         const loc = post.headers.location;
         if (post.status !== 202 || !loc) throw new PfsError(ErrorCode.IO, `${what}: starting the upload: ${registryErrorText(post)}`, { data: { what, status: post.status } });
         const target = new URL(loc, post.url);
         target.searchParams.set("digest", `sha256:${hex}`);
-        const put = await this.call(target, { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: bytes, maxBody: 1 << 16, signal }, priority);
+        const put = await this.call(target, { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: bytes, maxBody: 1 << 16 }, priority, d);
         this.check(put, what);
         if (put.status !== 201) throw new PfsError(ErrorCode.IO, `${what}: ${registryErrorText(put)}`, { data: { what, status: put.status } });
       },
@@ -297,12 +334,12 @@ export class RegistryClient {
   async putManifest(reference: string, bytes: Uint8Array, mediaType: string = MediaType.MANIFEST): Promise<string | undefined> {
     if (bytes.length > MAX_MANIFEST_BYTES) throw PfsError.limit(`manifest for ${this.name}:${reference}`, `${bytes.length} bytes > ${MAX_MANIFEST_BYTES} registries accept`);
     const what = `pushing manifest ${this.name}:${reference}`;
-    return this.withRetries(what, async (signal) => {
-      const res = await this.call(this.url(`manifests/${reference}`), { method: "PUT", headers: { "content-type": mediaType }, body: bytes, maxBody: 1 << 16, signal });
+    return this.withRetries(what, async (d) => {
+      const res = await this.call(this.url(`manifests/${reference}`), { method: "PUT", headers: { "content-type": mediaType }, body: bytes, maxBody: 1 << 16 }, "high", d);
       this.check(res, what);
       if (res.status !== 201 && res.status !== 200) throw new PfsError(ErrorCode.IO, `${what}: ${registryErrorText(res)}`, { data: { what, status: res.status } });
-      const d = res.headers["docker-content-digest"];
-      return typeof d === "string" ? d : undefined;
+      const dcd = res.headers["docker-content-digest"];
+      return typeof dcd === "string" ? dcd : undefined;
     });
   }
 
@@ -313,8 +350,8 @@ export class RegistryClient {
     let url: URL | null = this.url("tags/list");
     for (let page = 0; url && page < 1000; page++) {
       const u: URL = url;
-      const res = await this.withRetries(what, async (signal) => {
-        const r = await this.call(u, { method: "GET", headers: { accept: "application/json" }, maxBody: 16 << 20, signal });
+      const res = await this.withRetries(what, async (d) => {
+        const r = await this.call(u, { method: "GET", headers: { accept: "application/json" }, maxBody: 16 << 20 }, "high", d);
         this.check(r, what);
         if (r.status === 404) throw PfsError.notFound(`repository ${this.name}`, registryErrorText(r));
         if (r.status !== 200) throw new PfsError(ErrorCode.IO, `${what}: ${registryErrorText(r)}`, { data: { what, status: r.status } });

@@ -130,6 +130,18 @@ describe("oci/remote/client: pulling", () => {
     expect([e.code, e.data.errno]).toEqual([ErrorCode.IO, "ETIMEDOUT"]);
   });
 
+  it("time queued behind other fetches does not count against a blob's deadline (a busy registry is not a dead one)", async () => {
+    const blobs = Array.from({ length: 3 }, (_, i) => s.addBlob("mixed", new TextEncoder().encode(`queued ${i}`)));
+    s.hook = async (r) => {
+      if (blobs.some((h) => r.path.endsWith(h))) await new Promise((res) => setTimeout(res, 300));
+      return "pass" as const;
+    };
+    const c = client("mixed", { deadlineMs: 500, concurrency: 1 });
+    const got = await Promise.all(blobs.map((h) => c.getBlob(h, { maxSize: 100 })));
+    expect(got.map((b) => Buffer.from(b).toString())).toEqual(["queued 0", "queued 1", "queued 2"]);
+    expect(c.stats.retries).toBe(0);
+  });
+
   it("lists tags across Link pages", async () => {
     let page = 0;
     s.hook = (r) => {
