@@ -9,6 +9,12 @@
  * socket. Otherwise the socket is paused, so a client that never reads its
  * replies costs at most maxBytesInFlight + one 32 MiB reply, and its unread
  * requests wait in the kernel.
+ *
+ * TLS: on the session's "starttls" event the connection flushes the ACK,
+ * wraps its socket in a TLSSocket in the same tick (tls.ts) and feeds the
+ * session again only once the handshake succeeded. Access control: each
+ * connection gets its own view of the export catalog, in which exports its
+ * address may not open are unlisted and refused (access.ts).
  */
 import { EventEmitter } from "node:events";
 import { type AddressInfo, type Server, type Socket, createServer } from "node:net";
@@ -20,7 +26,10 @@ import { execute } from "./commands.ts";
 import type { ExportCatalog, ExportInfo } from "./options.ts";
 import { type NbdRequest, Session, type SessionEvent, State } from "./session.ts";
 import { nameOf } from "../common/names.ts";
-import { MAX_PAYLOAD, NBD_CMD, NBD_E } from "./wire.ts";
+import { type ClientAddress, DenyAs } from "./access.ts";
+import { TlsMode } from "./starttls.ts";
+import type { ServerTls, TlsPeer } from "./tls.ts";
+import { MAX_PAYLOAD, NBD_CMD, NBD_E, NBD_OPT, NBD_REP } from "./wire.ts";
 
 /** Replies written in one tick are batched into one writev up to this many bytes. */
 const CORK_FLUSH_BYTES = 256 * 1024;
@@ -45,6 +54,12 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   /** How long close() waits for in-flight replies before dropping connections. Default 10 s. */
   shutdownGraceMs?: number;
+  /** STARTTLS support (mode on or require); absent: TLS off (STARTTLS gets ERR_POLICY). */
+  tls?: ServerTls;
+  /** Which client may open which export (access.ts AccessRules); absent: everyone, everything. */
+  access?: { allows(exportName: string, client: ClientAddress): boolean };
+  /** How a refused client is answered. Default "policy" (NBD_REP_ERR_POLICY). */
+  denyAs?: DenyAs;
 }
 
 export interface ConnectionStats {
@@ -61,6 +76,19 @@ export interface ConnectionStats {
   reason: string;
   /** True if it ended by a hard disconnect (protocol violation, timeout, socket error). */
   hard: boolean;
+  /** Set once STARTTLS succeeded. */
+  tls?: TlsPeer;
+}
+
+/** A client was refused an export by the access rules (one per refused option). */
+export interface AccessDeniedInfo {
+  id: number;
+  client: string;
+  export: string;
+  /** NBD_OPT_GO, NBD_OPT_INFO, ... */
+  option: string;
+  /** What the client was told: "NBD_REP_ERR_POLICY", "NBD_REP_ERR_UNKNOWN", or "disconnect" (EXPORT_NAME). */
+  answer: string;
 }
 
 export interface RequestErrorInfo {
@@ -76,8 +104,10 @@ export interface RequestErrorInfo {
 
 export type ListenTarget = { host: string; port: number } | { path: string };
 
+type Resolved = Required<Omit<ServerOptions, "defaultExport" | "tls" | "access">> & Pick<ServerOptions, "tls" | "access"> & { defaultExport: string };
+
 export class NbdServer extends EventEmitter {
-  readonly opts: Required<Omit<ServerOptions, "defaultExport">> & { defaultExport: string };
+  readonly opts: Resolved;
   readonly catalog: ExportCatalog;
   private readonly infos = new Map<string, ExportInfo>();
   private readonly net: Server;
@@ -103,6 +133,9 @@ export class NbdServer extends EventEmitter {
       maxBytesInFlight: Math.max(options.maxBytesInFlight ?? 64 * 1024 * 1024, MAX_PAYLOAD),
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
       shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
+      tls: options.tls,
+      access: options.access,
+      denyAs: options.denyAs ?? DenyAs.POLICY,
     };
     for (const [name, e] of options.exports) {
       if (!Number.isSafeInteger(e.device.size) || e.device.size < 0) throw PfsError.internal(`export "${name}": bad size ${e.device.size}`);
@@ -118,6 +151,21 @@ export class NbdServer extends EventEmitter {
       log.nbd("connection from %s refused: %d connections open", d?.remoteAddress, this.opts.maxConnections);
       this.emit("connection-refused", d);
     });
+  }
+
+  /** The catalog as one client sees it: exports it may not open are unlisted and refused. */
+  catalogFor(client: ClientAddress): ExportCatalog {
+    const access = this.opts.access;
+    if (!access) return this.catalog;
+    const base = this.catalog;
+    const names = base.names().filter((n) => access.allows(n, client));
+    const reply = this.opts.denyAs === DenyAs.UNKNOWN ? NBD_REP.ERR_UNKNOWN : NBD_REP.ERR_POLICY;
+    const who = client.kind === "unix" ? "a unix-socket client" : client.address;
+    return {
+      names: () => names,
+      lookup: (name) => base.lookup(name),
+      refusal: (info) => (access.allows(info.name, client) ? undefined : { reply, reason: `no access rule admits ${who}` }),
+    };
   }
 
   get connectionCount(): number {
@@ -196,11 +244,15 @@ function describeTarget(t: ListenTarget): string {
 class Connection {
   readonly stats: ConnectionStats;
   private readonly session: Session;
+  /** The plain socket, replaced by its TLSSocket once STARTTLS succeeded. */
+  private socket: Socket;
   private device: BlockDevice | undefined;
   private executing = 0;
   private reserved = 0;
   private ending: { hard: boolean; reason: string } | undefined;
   private paused = true;
+  /** Between the STARTTLS ACK and the end of the TLS handshake: nothing is parsed. */
+  private upgrading = false;
   private corked = false;
   private corkedBytes = 0;
   private handshakeTimer: NodeJS.Timeout | undefined;
@@ -209,14 +261,33 @@ class Connection {
 
   constructor(
     private readonly server: NbdServer,
-    private readonly socket: Socket,
+    socket: Socket,
     id: number,
   ) {
+    this.socket = socket;
     const client = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : "unix";
     this.stats = { id, client, export: undefined, startedAt: Date.now(), requests: 0, bytes: 0, errors: 0, reason: "", hard: false };
-    this.session = new Session(server.catalog, { tag: `conn#${id} ` });
+    const address: ClientAddress = socket.remoteAddress ? { kind: "ip", address: socket.remoteAddress } : { kind: "unix" };
+    this.session = new Session(server.catalogFor(address), { tag: `conn#${id} `, tls: server.opts.tls?.mode ?? TlsMode.OFF });
     socket.on("close", () => this.onClose());
     socket.on("error", (e) => this.fail(`socket error: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.session.push(chunk);
+    this.pump();
+  };
+  private readonly onEnd = (): void => {
+    // Requests may still wait unparsed (caps reached): EOF counts once they are done.
+    this.peerEnded = true;
+    this.pump();
+  };
+  private readonly onDrain = (): void => this.pump();
+
+  private listen(s: Socket): void {
+    s.on("data", this.onData);
+    s.on("end", this.onEnd);
+    s.on("drain", this.onDrain);
   }
 
   start(): void {
@@ -224,20 +295,41 @@ class Connection {
     log.nbd("conn#%d from %s", this.stats.id, this.stats.client);
     s.setNoDelay(true); // proto.md "Protocol phases": both sides SHOULD disable Nagle
     if (s.remoteAddress) s.setKeepAlive(true, 60_000);
-    s.on("data", (chunk: Buffer) => {
-      this.session.push(chunk);
-      this.pump();
-    });
-    s.on("end", () => {
-      // Requests may still wait unparsed (caps reached): EOF counts once they are done.
-      this.peerEnded = true;
-      this.pump();
-    });
-    s.on("drain", () => this.pump());
+    this.listen(s);
     this.handshakeTimer = setTimeout(() => {
       if (this.session.state !== State.TRANSMISSION) this.destroy(`handshake not finished after ${this.server.opts.handshakeTimeoutMs} ms`);
     }, this.server.opts.handshakeTimeoutMs);
     this.pump();
+  }
+
+  /**
+   * The STARTTLS ACK is queued: send it, then hand the socket to TLS in this
+   * same tick, so that no byte the client sends after reading the ACK can be
+   * read as clear text (tls.ts upgrade()). The handshake timer keeps running.
+   */
+  private startTls(): void {
+    const tls = this.server.opts.tls;
+    if (!tls) throw PfsError.internal("STARTTLS accepted without TLS configured");
+    const raw = this.socket;
+    this.upgrading = true;
+    this.uncork();
+    if (raw.readableLength > 0) return this.fail(`${raw.readableLength} clear-text bytes buffered at NBD_OPT_STARTTLS`);
+    raw.off("data", this.onData);
+    raw.off("end", this.onEnd);
+    raw.off("drain", this.onDrain);
+    const t = tls.upgrade(raw, (r) => {
+      if ("error" in r) return this.fail(r.error);
+      this.stats.tls = r.peer;
+      log.nbd("conn#%d: %s%s", this.stats.id, r.peer.protocol, r.peer.identity ? ` as ${r.peer.identity}` : "");
+      this.upgrading = false;
+      this.session.tlsEstablished();
+      t.on("error", (e) => this.fail(`TLS socket error: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+      this.paused = false; // attaching "data" makes the TLS socket flow
+      this.listen(t);
+      this.pump();
+    });
+    t.on("close", () => this.onClose());
+    this.socket = t;
   }
 
   /** Parse and dispatch as much as the limits allow; pause the socket when they don't. */
@@ -252,7 +344,7 @@ class Connection {
 
   private pumpUnsafe(): void {
     const o = this.server.opts;
-    while (!this.ending && !this.closed) {
+    while (!this.ending && !this.closed && !this.upgrading) {
       if (this.executing >= o.maxRequestsInFlight || this.reserved + this.socket.writableLength >= o.maxBytesInFlight) {
         this.setPaused(true);
         return;
@@ -265,7 +357,7 @@ class Connection {
       this.handle(ev);
     }
     if (this.ending) this.maybeFinish();
-    else this.setPaused(false);
+    else if (!this.upgrading) this.setPaused(false);
   }
 
   private setPaused(p: boolean): void {
@@ -289,6 +381,17 @@ class Connection {
       case "request":
         this.dispatch(ev.req);
         break;
+      case "starttls":
+        this.startTls();
+        break;
+      case "refused": {
+        const { id, client } = this.stats;
+        const option = `NBD_OPT_${nameOf(NBD_OPT, ev.option)}`;
+        const answer = ev.option === NBD_OPT.EXPORT_NAME ? "disconnect" : `NBD_REP_${nameOf(NBD_REP, ev.reply)}`;
+        log.nbd("conn#%d %s: %s %j refused by the access rules -> %s", id, client, option, ev.export, answer);
+        this.server.emit("access-denied", { id, client, export: ev.export, option, answer } satisfies AccessDeniedInfo);
+        break;
+      }
       case "end":
         if (this.ending) break;
         this.ending = { hard: ev.hard, reason: ev.reason };
