@@ -22,8 +22,11 @@ export interface Pki {
   rogueCa: string;
   rogueClientCert: string;
   rogueClientKey: string;
-  /** libnbd/QEMU directories: CA only; CA + good client cert; CA + client cert of the rogue CA. */
-  clientDirs: { caOnly: string; good: string; rogue: string };
+  /**
+   * libnbd/QEMU directories: CA only; CA + good client cert; CA + client cert
+   * of the rogue CA; only the rogue CA (does not trust the server).
+   */
+  clientDirs: { caOnly: string; good: string; rogue: string; wrongCa: string };
 }
 
 function openssl(args: string[], cwd: string): void {
@@ -83,6 +86,7 @@ export function makePki(dir: string): Pki {
       caOnly: clientDir(dir, "client-ca-only", { "ca-cert.pem": p("ca-cert.pem") }),
       good: clientDir(dir, "client-good", { "ca-cert.pem": p("ca-cert.pem"), "client-cert.pem": p("client-cert.pem"), "client-key.pem": p("client-key.pem") }),
       rogue: clientDir(dir, "client-rogue", { "ca-cert.pem": p("ca-cert.pem"), "client-cert.pem": p("rogue-client-cert.pem"), "client-key.pem": p("rogue-client-key.pem") }),
+      wrongCa: clientDir(dir, "client-wrong-ca", { "ca-cert.pem": p("rogue-ca-cert.pem") }),
     },
   };
 }
