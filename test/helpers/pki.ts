@@ -1,8 +1,10 @@
 /**
- * Test certificates, made with Debian's openssl (an oracle we did not write):
- * a CA, a server certificate for 127.0.0.1 / localhost, a client certificate
- * from the same CA, and a client certificate from a second ("rogue") CA.
- * P-256 keys: a whole set takes ~0.1 s.
+ * Test certificates, made with GnuTLS's certtool (Debian gnutls-bin; an oracle
+ * we did not write, read by OpenSSL in Node and by GnuTLS in libnbd, QEMU and
+ * nbd-client): a CA, a server certificate for 127.0.0.1 / 10.0.2.100 /
+ * localhost, a client certificate from the same CA, and a client certificate
+ * from a second ("rogue") CA. P-256 keys. Validity starts a day ago, so a
+ * QEMU guest whose clock lags the host (RTC has 1 s resolution) accepts them.
  *
  * Client credential directories in the layout libnbd (`tls-certificates=DIR`)
  * and QEMU (`tls-creds-x509,dir=DIR`) read: ca-cert.pem, client-cert.pem,
@@ -29,29 +31,36 @@ export interface Pki {
   clientDirs: { caOnly: string; good: string; rogue: string; wrongCa: string };
 }
 
-function openssl(args: string[], cwd: string): void {
-  execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"] });
+function certtool(args: string[], cwd: string): void {
+  execFileSync("certtool", ["--no-text", ...args], { cwd, stdio: ["ignore", "ignore", "pipe"] });
 }
 
-function key(cwd: string, file: string): void {
-  openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", file], cwd);
+/** certtool's date format, UTC. */
+function day(offsetDays: number): string {
+  return new Date(Date.now() + offsetDays * 86400_000).toISOString().replace("T", " ").replace(/\..*$/, "");
+}
+
+function template(cwd: string, name: string, lines: string[]): string {
+  const f = `${name}.tmpl`;
+  writeFileSync(join(cwd, f), [...lines, `activation_date = "${day(-1)}"`, `expiration_date = "${day(30)}"`, ""].join("\n"));
+  return f;
+}
+
+function key(cwd: string, name: string): void {
+  certtool(["--generate-privkey", "--key-type", "ecdsa", "--outfile", `${name}-key.pem`], cwd);
 }
 
 function makeCa(cwd: string, name: string, cn: string): void {
-  key(cwd, `${name}-key.pem`);
-  openssl(
-    ["req", "-x509", "-new", "-key", `${name}-key.pem`, "-out", `${name}-cert.pem`, "-days", "30", "-subj", `/CN=${cn}`,
-      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-    cwd,
-  );
+  key(cwd, name);
+  const t = template(cwd, name, [`cn = "${cn}"`, "ca", "cert_signing_key", "crl_signing_key"]);
+  certtool(["--generate-self-signed", "--load-privkey", `${name}-key.pem`, "--template", t, "--outfile", `${name}-cert.pem`], cwd);
 }
 
-function issue(cwd: string, ca: string, name: string, cn: string, ext: string): void {
-  key(cwd, `${name}-key.pem`);
-  openssl(["req", "-new", "-key", `${name}-key.pem`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`], cwd);
-  writeFileSync(join(cwd, `${name}.ext`), `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n${ext}\n`);
-  openssl(
-    ["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}-cert.pem`, "-CAkey", `${ca}-key.pem`, "-CAcreateserial", "-out", `${name}-cert.pem`, "-days", "30", "-extfile", `${name}.ext`],
+function issue(cwd: string, ca: string, name: string, lines: string[]): void {
+  key(cwd, name);
+  const t = template(cwd, name, [...lines, "signing_key", "encryption_key"]);
+  certtool(
+    ["--generate-certificate", "--load-privkey", `${name}-key.pem`, "--load-ca-certificate", `${ca}-cert.pem`, "--load-ca-privkey", `${ca}-key.pem`, "--template", t, "--outfile", `${name}-cert.pem`],
     cwd,
   );
 }
@@ -68,9 +77,9 @@ export function makePki(dir: string): Pki {
   makeCa(dir, "ca", "puzzlefs test CA");
   makeCa(dir, "rogue-ca", "rogue CA");
   // 10.0.2.100 is the server as the QEMU guest sees it (slirp guestfwd).
-  issue(dir, "ca", "server", "localhost", "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:10.0.2.100,DNS:localhost");
-  issue(dir, "ca", "client", "alice", "extendedKeyUsage=clientAuth");
-  issue(dir, "rogue-ca", "rogue-client", "mallory", "extendedKeyUsage=clientAuth");
+  issue(dir, "ca", "server", ['cn = "localhost"', 'dns_name = "localhost"', 'ip_address = "127.0.0.1"', 'ip_address = "10.0.2.100"', "tls_www_server"]);
+  issue(dir, "ca", "client", ['cn = "alice"', "tls_www_client"]);
+  issue(dir, "rogue-ca", "rogue-client", ['cn = "mallory"', "tls_www_client"]);
   const p = (f: string) => join(dir, f);
   return {
     dir,
