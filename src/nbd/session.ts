@@ -38,6 +38,7 @@ import { nameOf } from "../common/names.ts";
 import { ByteQueue } from "./bytequeue.ts";
 import { type ExportCatalog, type ExportInfo, type Negotiated, describeReplies, handleOption, transmissionFlags } from "./options.ts";
 import { ReplyMode, Replies } from "./replies.ts";
+import { type NbdRequest, checkRequest } from "./requests.ts";
 import { type TlsGate, TlsMode, tlsGate } from "./starttls.ts";
 import {
   CLIENT_FLAGS,
@@ -45,20 +46,21 @@ import {
   MAX_PAYLOAD,
   NBD_CMD,
   NBD_CMD_FLAG,
-  NBD_E,
   NBD_FLAG_C,
   NBD_MAGIC,
   NBD_OPT,
   NBD_REP,
   OPTION_REQUEST,
   REQUEST,
-  type RequestHeader,
   decodeOptionHeader,
   decodeRequest,
   encodeExportNameReply,
   encodeGreeting,
   encodeOptionReply,
 } from "./wire.ts";
+
+/** Re-exported: callers got it from here before the request checks moved to requests.ts. */
+export type { NbdRequest };
 
 export const State = {
   AWAIT_CLIENT_FLAGS: "AwaitClientFlags",
@@ -70,18 +72,6 @@ export const State = {
   DEAD: "Dead",
 } as const;
 export type State = (typeof State)[keyof typeof State];
-
-/** A validated request that needs the export's BlockDevice. */
-export interface NbdRequest {
-  type: typeof NBD_CMD.READ | typeof NBD_CMD.CACHE | typeof NBD_CMD.BLOCK_STATUS;
-  flags: number;
-  cookie: bigint;
-  /** Checked: 0 ≤ offset, offset + length ≤ export size, length ≥ 1. */
-  offset: number;
-  length: number;
-  /** The request's offset field as sent, echoed in extended reply headers. */
-  rawOffset: bigint;
-}
 
 export type SessionEvent =
   /** Write these buffers, in order, as one unit. */
@@ -360,93 +350,16 @@ export class Session {
       this.outbox.push(this.die(`${nameOf(NBD_CMD, h.type)} payload of ${payload} bytes exceeds ${MAX_PAYLOAD}`));
       return true;
     }
-    const ev = this.validate(h, hasPayload);
-    if (ev.kind === "send" && payload > 0n) {
+    const v = checkRequest(h, hasPayload, { neg: this.neg, metaActive: this.metaActive, exportSize: this._export!.size, replies: this.replies, tag: this.tag });
+    if (v.kind === "disc") {
+      this._state = State.CLOSED;
+      this.outbox.push({ kind: "end", hard: false, reason: "NBD_CMD_DISC" });
+    } else if (v.kind === "send" && payload > 0n) {
       // The payload must be consumed before the next header; reply once it is.
-      this.discard = { left: Number(payload), reply: ev.data[0]! };
+      this.discard = { left: Number(payload), reply: v.data[0]! };
     } else {
-      this.outbox.push(ev);
+      this.outbox.push(v);
     }
     return true;
-  }
-
-  /** Check one request against the negotiated state and the export; reply or pass it on. */
-  private validate(h: RequestHeader, hasPayload: boolean): SessionEvent {
-    const R = this.replies;
-    const name = nameOf(NBD_CMD, h.type);
-    const fail = (errno: number, why: string): SessionEvent => {
-      log.nbd("%sNBD_CMD_%s cookie %s: %s -> NBD_%s", this.tag, name, h.cookie, why, nameOf(NBD_E, errno));
-      return { kind: "send", data: [R.error(h.cookie, h.offset, errno, `${name}: ${why}`)] };
-    };
-    if (h.type === NBD_CMD.DISC) {
-      this._state = State.CLOSED;
-      return { kind: "end", hard: false, reason: "NBD_CMD_DISC" };
-    }
-    if (this.neg.shuttingDown) return fail(NBD_E.ESHUTDOWN, "server is shutting down");
-
-    const allowed = this.allowedFlags(h.type);
-    if (allowed < 0) return fail(NBD_E.EINVAL, `unknown command ${h.type}`);
-    // In extended mode PAYLOAD_LEN is how a payload is announced; we implement no
-    // payload form besides WRITE, so on any other command it is an invalid flag.
-    const writePayload = h.type === NBD_CMD.WRITE && this.neg.extended ? NBD_CMD_FLAG.PAYLOAD_LEN : 0;
-    const bad = h.flags & ~allowed & ~writePayload;
-    if (bad !== 0) return fail(NBD_E.EINVAL, `flags 0x${bad.toString(16)} not valid here`);
-
-    switch (h.type) {
-      case NBD_CMD.WRITE:
-        if (this.neg.extended && !hasPayload) return fail(NBD_E.EINVAL, "extended WRITE without NBD_CMD_FLAG_PAYLOAD_LEN");
-        return fail(NBD_E.EPERM, "the export is read-only");
-      case NBD_CMD.TRIM:
-      case NBD_CMD.WRITE_ZEROES:
-        return fail(NBD_E.EPERM, "the export is read-only");
-      case NBD_CMD.FLUSH:
-        // Nothing is ever written, so there is nothing to flush; offset and length MUST be 0.
-        if (h.offset !== 0n || h.length !== 0n) return fail(NBD_E.EINVAL, "offset and length must be zero");
-        return { kind: "send", data: [R.ok(h.cookie, h.offset)] };
-      case NBD_CMD.BLOCK_STATUS:
-        if (!this.metaActive) return fail(NBD_E.EINVAL, "no metadata context was selected with NBD_OPT_SET_META_CONTEXT");
-        return this.ranged(h, fail);
-      case NBD_CMD.READ:
-      case NBD_CMD.CACHE:
-        return this.ranged(h, fail);
-      default:
-        throw PfsError.internal(`allowedFlags accepted command ${h.type}`);
-    }
-  }
-
-  /** READ, CACHE, BLOCK_STATUS: nonzero length inside the export, reads ≤ 32 MiB. */
-  private ranged(h: RequestHeader, fail: (errno: number, why: string) => SessionEvent): SessionEvent {
-    const size = BigInt(this._export!.size);
-    if (h.length === 0n) return fail(NBD_E.EINVAL, "zero length");
-    if (h.offset + h.length > size) {
-      return fail(NBD_E.EINVAL, `offset ${h.offset} + length ${h.length} is beyond the end of the export (${size} bytes)`);
-    }
-    // Reads are answered from a buffer of `length` bytes: cap them at the advertised maximum.
-    if (h.type === NBD_CMD.READ && h.length > BigInt(MAX_PAYLOAD)) {
-      return fail(NBD_E.EINVAL, `length ${h.length} exceeds the maximum payload ${MAX_PAYLOAD}`);
-    }
-    const type = h.type as NbdRequest["type"];
-    const req: NbdRequest = { type, flags: h.flags, cookie: h.cookie, offset: Number(h.offset), length: Number(h.length), rawOffset: h.offset };
-    return { kind: "request", req };
-  }
-
-  /** Command flags valid per command (proto.md "Command flags"); -1 for unknown commands. */
-  private allowedFlags(type: number): number {
-    const F = NBD_CMD_FLAG;
-    switch (type) {
-      case NBD_CMD.READ:
-        return this.neg.structured || this.neg.extended ? F.DF : 0;
-      case NBD_CMD.BLOCK_STATUS:
-        return F.REQ_ONE;
-      case NBD_CMD.WRITE_ZEROES:
-        return F.NO_HOLE;
-      case NBD_CMD.WRITE:
-      case NBD_CMD.TRIM:
-      case NBD_CMD.FLUSH:
-      case NBD_CMD.CACHE:
-        return 0;
-      default:
-        return -1;
-    }
   }
 }
