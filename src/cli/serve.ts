@@ -236,8 +236,10 @@ export function attachInstructions(target: ListenTarget, exports: Map<string, { 
     } else if (!tls.psk) {
       const certs = tls.verifyPeer ? " -certfile client-cert.pem -keyfile client-key.pem" : "";
       lines.push(`  nbd-client: nbd-client ${conn} /dev/nbd0 -N ${shq(name)} -R -b 4096 -cacertfile ca-cert.pem${certs}`);
-      const server = "path" in target ? `server.type=unix,server.path=${target.path}` : `server.type=inet,server.host=${target.host},server.port=${target.port}`;
-      const dev = `driver=nbd,node-name=nbd0,${server},export=${name},tls-creds=tls0,read-only=on`;
+      // QEMU option values escape a comma by doubling it.
+      const q = (v: string | number) => String(v).replaceAll(",", ",,");
+      const server = "path" in target ? `server.type=unix,server.path=${q(target.path)}` : `server.type=inet,server.host=${q(target.host)},server.port=${target.port}`;
+      const dev = `driver=nbd,node-name=nbd0,${server},export=${q(name)},tls-creds=tls0,read-only=on`;
       lines.push(`  qemu:       qemu-system-x86_64 ... -object tls-creds-x509,id=tls0,dir=DIR,endpoint=client -blockdev ${shq(dev)} -device virtio-blk-pci,drive=nbd0`);
     }
   }

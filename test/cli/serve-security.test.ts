@@ -124,6 +124,8 @@ describe("file checks before serving", () => {
     const psk = attachInstructions({ path: "/run/s" }, info, "a", { mode: "on", psk: true, verifyPeer: false });
     expect(psk[0]).toMatch(/TLS offered \(pre-shared keys\)$/);
     expect(psk[2]).toBe("  uri:        nbds+unix:///a?socket=/run/s&tls-psk-file=PSKFILE");
+    const commas = attachInstructions({ path: "/run/a,b" }, new Map([["x,y", { size: 1, description: "d" }]]), "x,y", { mode: "on", psk: false, verifyPeer: false });
+    expect(commas[4]).toContain(" -blockdev driver=nbd,node-name=nbd0,server.type=unix,server.path=/run/a,,b,export=x,,y,tls-creds=tls0,read-only=on ");
   });
 });
 
