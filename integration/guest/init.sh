@@ -55,8 +55,19 @@ if [ "$MODE" = nbd ]; then
   [ -n "$(param timeout)" ] && OPTS="$OPTS -t $(param timeout)"
   [ "$(param persist 0)" = 1 ] && OPTS="$OPTS -p"
   [ "$(param netlink 1)" = 0 ] && OPTS="$OPTS -L"
+  # TLS: lab.tlsdir=DIR holds ca-cert.pem (and client-cert.pem, client-key.pem
+  # for a client certificate); lab.tlshost=NAME is the name to check the
+  # server's certificate against (default: the server address).
+  TLSOPTS=""
+  TLSDIR=$(param tlsdir)
+  if [ -n "$TLSDIR" ]; then
+    TLSOPTS="-cacertfile $TLSDIR/ca-cert.pem"
+    [ -f "$TLSDIR/client-cert.pem" ] && TLSOPTS="$TLSOPTS -certfile $TLSDIR/client-cert.pem -keyfile $TLSDIR/client-key.pem"
+    [ -n "$(param tlshost)" ] && TLSOPTS="$TLSOPTS -tlshostname $(param tlshost)"
+    OPTS="$OPTS $TLSOPTS"
+  fi
   if [ "$(param list 0)" = 1 ]; then
-    nbd-client -l "$SERVER" "$PORT" >/tmp/exports || fail "nbd-client -l"
+    nbd-client -l "$SERVER" "$PORT" $TLSOPTS >/tmp/exports || fail "nbd-client -l"
     grep -v -e '^Negotiation' -e '^$' /tmp/exports | sed 's/^/EXPORT /'
   fi
   i=0

@@ -15,9 +15,9 @@ import https from "node:https";
 import net from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import type { TestPki } from "../../test/helpers/pki.ts";
+import type { TestPki } from "../../test/helpers/registry-pki.ts";
 
-export { makePki, type TestPki } from "../../test/helpers/pki.ts";
+export { makePki, type TestPki } from "../../test/helpers/registry-pki.ts";
 
 const exec = promisify(execFile);
 

@@ -5,7 +5,7 @@ import { ErrorCode } from "../../src/common/errors.ts";
 import { parseRemoteRef } from "../../src/oci/remote/ref.ts";
 import { openCacheArg, parseSize, registryClientOptions } from "../../src/cli/remote-args.ts";
 import { fixtureDir, tmpDirs } from "../helpers/oci-fixtures.ts";
-import { makePki, type TestPki } from "../helpers/pki.ts";
+import { makePki, type TestPki } from "../helpers/registry-pki.ts";
 import { startStubRegistry, type StubRegistry } from "../helpers/registry-stub.ts";
 import { runCli } from "../helpers/run-cli.ts";
 

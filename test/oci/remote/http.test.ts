@@ -5,7 +5,7 @@ import type net from "node:net";
 import { ErrorCode, PfsError } from "../../../src/common/errors.ts";
 import { HttpTransport, TransportError, isTlsTrustError } from "../../../src/oci/remote/http.ts";
 import { tmpDirs } from "../../helpers/oci-fixtures.ts";
-import { makePki, type TestPki } from "../../helpers/pki.ts";
+import { makePki, type TestPki } from "../../helpers/registry-pki.ts";
 import { startStubRegistry, type StubRegistry } from "../../helpers/registry-stub.ts";
 
 const tmp = tmpDirs("pfs-http-");
