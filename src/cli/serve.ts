@@ -21,6 +21,7 @@ import { RawFileDevice } from "../nbd/rawfile.ts";
 import { type AccessDeniedInfo, type ConnectionStats, type ListenTarget, NbdServer, type RequestErrorInfo } from "../nbd/server.ts";
 import { TlsMode } from "../nbd/starttls.ts";
 import { MAX_STRING, NBD_CMD, NBD_E } from "../nbd/wire.ts";
+import { addRegistryOptions, type RegistryCliOptions } from "./remote-args.ts";
 import { type SecurityFlags, type SecurityOptions, checkRuleExports, loadSecurity, registerSecurityOptions, validateSecurity } from "./serve-security.ts";
 
 /** One export the CLI serves: a device plus what to tell people about it. */
@@ -34,7 +35,11 @@ export interface ServedExport {
  * (all tags when `tags` is empty). One plan and one chunk cache per export,
  * shared by all its connections; `cacheSize` bytes per export.
  */
-export type ImageExportOpener = (ociDir: string, tags: string[], opts: { cacheSize: number }) => Promise<Map<string, ServedExport>>;
+export type ImageExportOpener = (
+  ociDir: string,
+  tags: string[],
+  opts: { cacheSize: number; registry?: RegistryCliOptions; prefetch?: string[] | null },
+) => Promise<Map<string, ServedExport>>;
 
 export interface ServeDeps {
   openImage?: ImageExportOpener;
@@ -51,6 +56,10 @@ export interface ServeOptions {
   handshakeTimeoutMs: number;
   maxRequests: number;
   maxInflight: number;
+  /** `oci://` images: registry access and the shared blob cache. */
+  registry: RegistryCliOptions;
+  /** `--prefetch`: paths whose files' chunks are fetched in the background; null: off. */
+  prefetch: string[] | null;
   security: SecurityOptions;
 }
 
@@ -90,7 +99,8 @@ export function parseRaw(s: string): { name: string; file: string } {
   return { name, file: s.slice(i + 1) };
 }
 
-interface RawFlags extends SecurityFlags {
+interface RawFlags extends SecurityFlags, RegistryCliOptions {
+  prefetch?: string | boolean;
   tag?: string[];
   listen?: string;
   unix?: string;
@@ -129,8 +139,26 @@ export function validate(ociDir: string | undefined, f: RawFlags): ServeOptions 
     handshakeTimeoutMs: Math.round(timeout * 1000),
     maxRequests: parsePositiveInt(f.maxRequests, "--max-requests"),
     maxInflight: parseSize(f.maxInflight, "--max-inflight"),
+    registry: {
+      registryAuth: f.registryAuth,
+      registryCa: f.registryCa,
+      insecureRegistry: f.insecureRegistry,
+      registryTimeout: f.registryTimeout,
+      cacheDir: f.cacheDir,
+      cacheMax: f.cacheMax,
+    },
+    prefetch: parsePrefetch(f.prefetch),
     security: validateSecurity(f),
   };
+}
+
+/** `--prefetch` alone: /etc and /usr/lib; `--prefetch /a,/b`: those. */
+export function parsePrefetch(v: string | boolean | undefined): string[] | null {
+  if (v === undefined || v === false) return null;
+  if (v === true) return ["/etc", "/usr/lib"];
+  const paths = v.split(",").map((p) => p.trim()).filter((p) => p !== "");
+  for (const p of paths) if (!p.startsWith("/")) throw PfsError.usage(`--prefetch: "${p}" is not an absolute path in the image`, "e.g. --prefetch /etc,/usr/lib");
+  return paths.length ? paths : null;
 }
 
 export function registerServe(program: Command, deps: ServeDeps = {}): void {
@@ -138,7 +166,7 @@ export function registerServe(program: Command, deps: ServeDeps = {}): void {
   const cmd = program
     .command("serve")
     .description("Serve image tags (as read-only ext4 disks) and raw image files over NBD")
-    .argument("[OCI_DIR]", "OCI image layout directory whose tags to serve")
+    .argument("[OCI_DIR]", "OCI image layout directory whose tags to serve, or a registry image oci://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] (fetched lazily)")
     .option("--tag <tag>", "serve only this tag (repeatable); default: every tag", collect)
     .option("--listen <host:port>", `TCP address to listen on (default 127.0.0.1:${DEFAULT_PORT}; 0.0.0.0:PORT for all interfaces)`)
     .option("--unix <path>", "listen on a unix socket instead of TCP")
@@ -148,10 +176,11 @@ export function registerServe(program: Command, deps: ServeDeps = {}): void {
     .option("--raw <name=file>", "also serve a raw image file as export NAME (repeatable)", collect)
     .option("--handshake-timeout <seconds>", "drop clients still negotiating after this long", "10")
     .option("--max-requests <n>", "requests in flight per connection", "64")
-    .option("--max-inflight <size>", "bytes of replies in flight per connection", "64M");
-  registerSecurityOptions(cmd).action(async (ociDir: string | undefined, flags: RawFlags) => {
-      await runServe(validate(ociDir, flags), deps);
-    });
+    .option("--max-inflight <size>", "bytes of replies in flight per connection", "64M")
+    .option("--prefetch [paths]", "oci:// images: after start, fetch the chunks of files under these comma-separated paths in the background (default /etc,/usr/lib)");
+  addRegistryOptions(registerSecurityOptions(cmd)).action(async (ociDir: string | undefined, flags: RawFlags) => {
+    await runServe(validate(ociDir, flags), deps);
+  });
 }
 
 /** Open every export; on failure close the ones already open. */
@@ -162,7 +191,7 @@ async function openExports(o: ServeOptions, deps: ServeDeps): Promise<Map<string
       if (!deps.openImage) {
         throw PfsError.usage(`${o.ociDir}: serving OCI image directories is not available in this build`, "serve image files with --raw NAME=FILE");
       }
-      for (const [name, e] of await deps.openImage(o.ociDir, o.tags, { cacheSize: o.cacheSize })) out.set(name, e);
+      for (const [name, e] of await deps.openImage(o.ociDir, o.tags, { cacheSize: o.cacheSize, registry: o.registry, prefetch: o.prefetch })) out.set(name, e);
     }
     for (const r of o.raw) {
       if (out.has(r.name)) throw PfsError.usage(`--raw: export name "${r.name}" is already a tag of ${o.ociDir}`, "choose another NAME");
