@@ -33,9 +33,17 @@ export function parseMtime(v: string): number {
   return n;
 }
 
-/** Plan the ext image of an opened PuzzleFS image: UUID and hash seed from its manifest digest, label from its tag. */
+/**
+ * Plan the ext image of an opened PuzzleFS image: UUID and hash seed from its
+ * rootfs digest, label from its tag. The rootfs (not the manifest) is the
+ * filesystem's identity: it pins every inode and every chunk digest, while a
+ * manifest can be rewritten around it (a push adds `mediaType`, a copy may
+ * reorder layers) without changing a byte of the tree. So the same tree served
+ * from a layout or from a registry is the same disk, and a client that
+ * reconnects to either sees the same UUID.
+ */
 export function planFor(img: PuzzleImage, mtime?: number): ExtImage {
-  return new ExtImage(planExtImage(img.tree, { mtime, digest: `sha256:${img.manifest.hex}`, label: img.tag }));
+  return new ExtImage(planExtImage(img.tree, { mtime, digest: `sha256:${img.rootfs.hex}`, label: img.tag }));
 }
 
 /**
