@@ -23,6 +23,7 @@ PKGS=(
   gcc libc6-dev    # builds native/pfs_native.c (xattrs on raw-byte paths, mknod, FastCDC loop)
   debootstrap      # Debian minbase corpus
   openssl gnutls-bin   # test certificates (TLS)
+  systemd          # systemd-analyze verify: the contrib/ unit file
 )
 
 missing=()
