@@ -33,7 +33,8 @@ async function served() {
 
 describe("contrib/puzzlefs-serve.service", () => {
   it("ExecStart is `puzzlefs serve DIR --listen HOST:PORT`, accepted by the real CLI", async () => {
-    expect(execStart[0]).toBe("/usr/local/bin/puzzlefs");
+    // A bare name: systemd (>= 239) searches /usr/local/bin and /usr/bin, where `npm install -g` puts it.
+    expect(execStart[0]).toBe("puzzlefs");
     const { p, o } = await served();
     expect(p.command).toBe("serve");
     expect(o.ociDir).toBe("/var/lib/puzzlefs/images");
@@ -50,12 +51,12 @@ describe("contrib/puzzlefs-serve.service", () => {
     writeFileSync(stub, "#!/bin/sh\n");
     chmodSync(stub, 0o755);
     const unit = join(tmp, "puzzlefs-serve.service");
-    writeFileSync(unit, UNIT.replace("ExecStart=/usr/local/bin/puzzlefs ", `ExecStart=${stub} `));
+    writeFileSync(unit, UNIT.replace("ExecStart=puzzlefs ", `ExecStart=${stub} `));
     const r = spawnSync("systemd-analyze", ["verify", unit], { encoding: "utf8" });
     expect(r.stderr.trim()).toBe("");
     expect(r.status).toBe(0);
     // And the check can fail: an unknown key is reported.
-    writeFileSync(unit, UNIT.replace("[Service]\n", "[Service]\nNoSuchSetting=1\n").replace("ExecStart=/usr/local/bin/puzzlefs ", `ExecStart=${stub} `));
+    writeFileSync(unit, UNIT.replace("[Service]\n", "[Service]\nNoSuchSetting=1\n").replace("ExecStart=puzzlefs ", `ExecStart=${stub} `));
     expect(spawnSync("systemd-analyze", ["verify", unit], { encoding: "utf8" }).stderr).toMatch(/NoSuchSetting/);
   });
 });
