@@ -11,7 +11,8 @@
  *   (our NBD server alone, without the ext synthesizer).
  * Chosen with PUZZLEFS_SUT=puzzlefs|nbdkit|puzzlefs-raw.
  */
-import { statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "./proc.ts";
 import { REPO } from "./paths.ts";
@@ -34,9 +35,28 @@ export function makeServer(kind: SutKind, work: string): ServerUnderTest {
   return kind === "nbdkit" ? new NbdkitServer(work) : new PuzzlefsServer(work);
 }
 
-/** Compile the CLI (bin/puzzlefs.js runs dist/): every mode builds the corpus images with it. */
+/**
+ * Compile the CLI (bin/puzzlefs.js runs dist/): every mode builds the corpus
+ * images with it. Skipped when dist/ was compiled from the same sources
+ * (a hash of src/ and the build config kept in dist/.src-hash): `npm ci`
+ * has usually just compiled them.
+ */
 export async function compileCli(): Promise<void> {
+  const h = createHash("sha256");
+  const walk = (d: string): void => {
+    for (const n of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, n.name);
+      if (n.isDirectory()) walk(p);
+      else h.update(`${p}\0`).update(readFileSync(p));
+    }
+  };
+  walk(join(REPO, "src"));
+  for (const f of ["tsconfig.json", "tsconfig.build.json", "package-lock.json"]) h.update(readFileSync(join(REPO, f)));
+  const digest = h.digest("hex");
+  const stamp = join(REPO, "dist", ".src-hash");
+  if (existsSync(join(REPO, "dist/cli/main.js")) && existsSync(stamp) && readFileSync(stamp, "utf8") === digest) return;
   await run("npm", ["run", "build", "--silent"], { cwd: REPO });
+  writeFileSync(stamp, digest);
 }
 
 /** Bytes and inodes a tree needs, from du (allocated bytes) and a count of names. */
