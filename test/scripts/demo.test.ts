@@ -25,11 +25,18 @@ beforeAll(async () => {
   // The npm script's own command line, in its own process group so the whole tree can be stopped.
   child = spawn("sh", ["-c", `exec ${pkg.scripts.demo} --listen 127.0.0.1:0`], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true });
   exitCode = new Promise((r) => child.once("exit", (c) => r(c)));
-  child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+  // stdout and stderr are separate pipes: wait until both have said their piece.
   await new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (/qemu: /.test(stdout) && /Ctrl-C stops the server/.test(stderr)) resolve();
+    };
     child.stdout!.on("data", (b: Buffer) => {
       stdout += b.toString();
-      if (/qemu: /.test(stdout)) resolve();
+      check();
+    });
+    child.stderr!.on("data", (b: Buffer) => {
+      stderr += b.toString();
+      check();
     });
     void exitCode.then((c) => reject(new Error(`demo exited ${c} before listening:\n${stdout}\n${stderr}`)));
   });
