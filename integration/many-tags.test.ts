@@ -6,7 +6,8 @@
  * mounts both and must see the right tree on each.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { compareManifests } from "./lib/manifest.ts";
+import { DELTA_ADDED, DELTA_REMOVED, DELTA_RETYPED } from "./lib/corpus.ts";
+import { compareManifests, parseGuestReport, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "./lib/manifest.ts";
 import { run, stopAllChildren } from "./lib/proc.ts";
 import {
   expectGuestSaw,
@@ -58,5 +59,21 @@ describe(`two exports from one server (${ctx.kind})`, () => {
     expect(listedExports(r.lines)).toEqual([ctx.base.export.name, ctx.delta.export.name].sort());
     expectGuestSaw(r, 0, loadManifest(ctx.base.manifest), `export ${ctx.base.export.name} on /dev/nbd0`);
     expectGuestSaw(r, 1, loadManifest(ctx.delta.manifest), `export ${ctx.delta.export.name} on /dev/nbd1`);
+    // Spelled out (the manifest comparison implies it): what the delta deleted
+    // is on nbd0 only, what it added on nbd1 only, and retyped paths differ.
+    const [onBase, onDelta] = [parseGuestReport(r.lines, 0), parseGuestReport(r.lines, 1)];
+    for (const p of DELTA_REMOVED) {
+      expect(onBase.has(`./${p}`), `${p} on the base export`).toBe(true);
+      expect(onDelta.has(`./${p}`), `${p} deleted in the delta, yet on its export`).toBe(false);
+    }
+    for (const p of DELTA_ADDED) {
+      expect(onBase.has(`./${p}`), `${p} (added by the delta) on the base export`).toBe(false);
+      expect(onDelta.has(`./${p}`), `${p} on the delta export`).toBe(true);
+    }
+    const type = (m: typeof onBase, p: string) => (m.get(`./${p}`)?.mode ?? 0) & S_IFMT;
+    for (const [p, now] of Object.entries(DELTA_RETYPED)) {
+      expect(type(onBase, p)).toBe(now === "dir" ? S_IFREG : S_IFDIR);
+      expect(type(onDelta, p)).toBe(now === "dir" ? S_IFDIR : S_IFLNK);
+    }
   });
 });

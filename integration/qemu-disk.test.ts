@@ -1,8 +1,10 @@
 /**
  * Scenario 2: QEMU's own NBD client. The export is attached to the guest as a
- * virtio disk (`-blockdev driver=nbd,...,read-only=on`); the guest mounts
- * /dev/vda with the kernel's ext4 driver and reports every object, which must
- * equal the manifest of the source tree.
+ * virtio disk with the line `puzzlefs serve` prints and the README shows
+ * (`-drive file=nbd://127.0.0.1:PORT/NAME,format=raw,if=virtio,readonly=on`);
+ * the guest mounts /dev/vda with the kernel's ext4 driver (`-t ext4 -o ro`)
+ * and reports every object, which must equal the manifest of the source
+ * tree. (The -blockdev form is scenario 4's.)
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run, stopAllChildren } from "./lib/proc.ts";
@@ -34,7 +36,7 @@ describe(`QEMU NBD block driver against ${ctx.kind}`, () => {
     const size = Number((await run("qemu-img", ["info", "--output=json", uri])).stdout.match(/"virtual-size": (\d+)/)![1]);
     const r = await runGuest("qemu virtio disk", dir, {
       params: { mode: "disk", disks: 1 },
-      disks: [{ port: server.port, export: ctx.base.export.name }],
+      disks: [{ port: server.port, export: ctx.base.export.name, form: "drive" }],
     });
     expectGuestSaw(r, 0, loadManifest(ctx.base.manifest), "QEMU NBD disk");
     // Read-only in the guest, and the size qemu-img sees (512-byte sectors).

@@ -1,8 +1,10 @@
 /**
  * Global setup of the integration suite (vitest globalSetup): runs once
  * before the scenario files. Fetches and assembles the guest, makes the
- * corpus (Debian minbase + torture tree, and its delta), turns both trees into
- * exports of the server under test, and takes their manifests on the host.
+ * corpus (Debian minbase + torture tree, and its delta), takes their
+ * manifests on the host, builds both trees into one OCI image directory with
+ * `puzzlefs build` (tags "base" and "delta", the delta over the base; cached
+ * in .cache/images/), and turns them into exports of the server under test.
  * Hands paths to the test files through vitest's provide/inject.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,11 +12,12 @@ import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { prepareCorpus } from "./lib/corpus.ts";
 import { ensureGuestAssets, type GuestAssets } from "./lib/guest-assets.ts";
-import { buildManifest, manifestToJson } from "./lib/manifest.ts";
+import { ensureCorpusImages, type CorpusImages } from "./lib/images.ts";
+import { buildManifest, manifestToJson, type Manifest } from "./lib/manifest.ts";
 import { CACHE } from "./lib/paths.ts";
 import { recordTiming, timed } from "./lib/proc.ts";
 import type { Export } from "./lib/server.ts";
-import { prepareExports, prepareServer, sutKind, type SutKind } from "./lib/sut.ts";
+import { compileCli, prepareExports, sutKind, type SutKind } from "./lib/sut.ts";
 
 export interface TreeInfo {
   /** The source tree on the host. */
@@ -30,6 +33,8 @@ export interface IntegrationContext {
   assets: GuestAssets;
   base: TreeInfo;
   delta: TreeInfo;
+  /** The corpus built with `puzzlefs build` (whatever the server under test). */
+  images: CorpusImages;
   /** Scratch root for this run: .cache/run */
   runDir: string;
 }
@@ -52,27 +57,30 @@ export default async function setup(project: TestProject): Promise<() => void> {
 
   const assets = await timed("setup: guest kernel, busybox, nbd-client, initramfs", ensureGuestAssets);
   const corpus = await timed("setup: corpus (debootstrap rootfs + torture tree + delta)", prepareCorpus);
+  const manifests = await timed("setup: host manifests", async () => ({
+    base: buildManifest(corpus.base),
+    delta: buildManifest(corpus.delta),
+  }));
+  await timed("setup: compile the CLI (npm run build)", compileCli);
+  const images = await timed("setup: corpus images (puzzlefs build, or the cache)", () =>
+    ensureCorpusImages(corpus, manifests),
+  );
   const exportsDir = join(runDir, "exports");
   mkdirSync(exportsDir);
-  await timed(`setup: server under test (${kind})`, () => prepareServer(kind));
-  const exp = await timed(`setup: exports for ${kind}`, () =>
-    prepareExports(kind, corpus.base, corpus.delta, exportsDir),
-  );
-  const info = (name: "base" | "delta", tree: string, e: Export): TreeInfo => {
-    const m = buildManifest(tree);
+  const exp = await timed(`setup: exports for ${kind}`, () => prepareExports(kind, corpus, images, exportsDir));
+  const info = (name: "base" | "delta", tree: string, m: Manifest, e: Export): TreeInfo => {
     const file = join(runDir, `${name}.manifest.json`);
     writeFileSync(file, manifestToJson(m));
     return { tree, manifest: file, entries: m.size, export: e };
   };
-  const [base, delta] = await timed("setup: host manifests", async () => [
-    info("base", corpus.base, exp.base),
-    info("delta", corpus.delta, exp.delta),
-  ]);
+  const base = info("base", corpus.base, manifests.base, exp.base);
+  const delta = info("delta", corpus.delta, manifests.delta, exp.delta);
   process.stdout.write(
-    `integration setup: server under test ${kind}; base ${base!.entries} entries, delta ${delta!.entries}; ` +
+    `integration setup: server under test ${kind}; base ${base.entries} entries, delta ${delta.entries}; ` +
+      `images ${images.cached ? "cached" : "built"} in ${images.dir}; ` +
       `kernel ${assets.kver}; ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
   );
-  project.provide("integration", { kind, assets, base: base!, delta: delta!, runDir });
+  project.provide("integration", { kind, assets, base, delta, images, runDir });
   recordTiming("setup: total", (performance.now() - t0) / 1000);
   return () => printTimings(runDir);
 }

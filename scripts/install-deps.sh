@@ -25,6 +25,7 @@ PKGS=(
   openssl gnutls-bin   # test certificates (TLS)
   docker-registry  # distribution 2.8: the registry for oci:// integration tests
   apache2-utils    # htpasswd (bcrypt) for the registry's basic auth
+  systemd          # systemd-analyze verify: the contrib/ unit file
 )
 
 missing=()

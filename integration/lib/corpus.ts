@@ -59,6 +59,13 @@ export async function prepareCorpus(): Promise<Corpus> {
   return { base, delta, torture };
 }
 
+/** Paths (relative to the root) the delta deletes: whiteouts in the delta layer. */
+export const DELTA_REMOVED = ["usr/share/doc", "torture/files/one-byte", "torture/bigdir"] as const;
+/** Paths only the delta has. */
+export const DELTA_ADDED = ["delta-added", "delta-added/sub/new-file", "delta-added/readme", "delta-added/link"] as const;
+/** Paths whose type changed: a file became a directory, a directory a symlink. */
+export const DELTA_RETYPED = { "torture/files/text.txt": "dir", "torture/deep": "symlink" } as const;
+
 /**
  * Turn a copy of the base into "version 2": content changes, a new directory,
  * deletions (which a PuzzleFS delta layer records as whiteouts), a file that
@@ -74,9 +81,7 @@ export function makeDelta(dir: string): void {
   writeFileSync(p("delta-added/sub/new-file"), rnd(70_000));
   writeFileSync(p("delta-added/readme"), "added in the delta\n");
   symlinkSync("sub/new-file", p("delta-added/link"));
-  rmSync(p("usr/share/doc"), { recursive: true });
-  rmSync(p("torture/files/one-byte"));
-  rmSync(p("torture/bigdir"), { recursive: true });
+  for (const r of DELTA_REMOVED) rmSync(p(r), { recursive: true });
   // A file replaced by a directory, and a directory replaced by a symlink.
   rmSync(p("torture/files/text.txt"));
   mkdirSync(p("torture/files/text.txt"));

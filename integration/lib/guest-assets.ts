@@ -43,7 +43,13 @@ export function guestNbdtab(text: string): string {
 }
 
 async function resolveKernelPackage(debs: string): Promise<string> {
-  const r = await run("apt-cache", ["depends", META_PACKAGE], { check: false });
+  let r = await run("apt-cache", ["depends", META_PACKAGE], { check: false });
+  if (!/Depends: linux-image-/.test(r.stdout)) {
+    // No apt lists yet (a fresh machine whose packages were all preinstalled): fetch them once.
+    if ((await run("apt-get", ["update", "-q"], { check: false })).code === 0) {
+      r = await run("apt-cache", ["depends", META_PACKAGE], { check: false });
+    }
+  }
   const m = /Depends: (linux-image-\S+)/.exec(r.stdout);
   if (m) return m[1]!;
   // No apt lists (offline, or lists cleaned): fall back to a kernel we already have.

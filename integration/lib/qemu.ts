@@ -8,7 +8,9 @@
  *   connection, so `-C 2` and `nbd-client -l` then attach both work. The
  *   guest reaches the server as 10.0.2.100:10809; nothing else leaves QEMU.
  * - QEMU's own NBD client: `-blockdev driver=nbd,...,read-only=on` behind a
- *   virtio-blk device (read-only is required for a read-only export).
+ *   virtio-blk device (read-only is required for a read-only export), or
+ *   the short form the README and `puzzlefs serve` print:
+ *   `-drive file=nbd://127.0.0.1:PORT/NAME,format=raw,if=virtio,readonly=on`.
  */
 import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import type { GuestAssets } from "./guest-assets.ts";
@@ -20,6 +22,8 @@ export interface NbdDisk {
   export: string;
   /** Seconds QEMU holds requests while it reconnects a dropped connection (QEMU `reconnect-delay`). */
   reconnectDelay?: number;
+  /** "drive": the `-drive file=nbd://…` form (no reconnectDelay); default "blockdev". */
+  form?: "blockdev" | "drive";
 }
 
 export interface BootOptions {
@@ -65,6 +69,12 @@ export function qemuArgs(o: BootOptions): string[] {
     args.push("-netdev", `user,id=n0,restrict=on,${fwd}`, "-device", "virtio-net-pci,netdev=n0,romfile=");
   }
   (o.disks ?? []).forEach((d, i) => {
+    if (d.form === "drive") {
+      if (d.reconnectDelay !== undefined) throw new Error("reconnect-delay needs the -blockdev form");
+      const uri = `nbd://127.0.0.1:${d.port}/${encodeURIComponent(d.export)}`;
+      args.push("-drive", `file=${uri},format=raw,if=virtio,readonly=on`);
+      return;
+    }
     const opts = [
       "driver=nbd",
       `node-name=nbd${i}`,

@@ -4,13 +4,14 @@
  * what the guest saw against the host's manifest. A failure message carries
  * the differences and the guest's console log (without the per-file lines).
  */
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { inject } from "vitest";
 import type { IntegrationContext } from "../setup.ts";
 import { compareManifests, manifestFromJson, parseGuestReport, type Manifest } from "./manifest.ts";
 import { bootGuest, consoleSummary, type BootOptions, type BootResult } from "./qemu.ts";
-import { recordTiming, sleep } from "./proc.ts";
+import { recordTiming, sleep, startChild } from "./proc.ts";
 import type { ServerUnderTest } from "./server.ts";
 
 export function integration(): IntegrationContext {
@@ -105,4 +106,26 @@ export function listedExports(lines: readonly string[]): string[] {
     .filter((l) => l.startsWith("EXPORT "))
     .map((l) => l.slice("EXPORT ".length).replace(/: .*$/, ""))
     .sort();
+}
+
+/**
+ * sha256 and size of a whole export as libnbd reads it (`nbdcopy URI -`):
+ * the oracle for "same bytes" across server restarts and between serving
+ * and `puzzlefs export`.
+ */
+export async function exportDigest(port: number, name: string): Promise<{ sha256: string; bytes: number }> {
+  const uri = `nbd://127.0.0.1:${port}/${encodeURIComponent(name)}`;
+  const child = startChild("nbdcopy", [uri, "-"]);
+  const h = createHash("sha256");
+  let bytes = 0;
+  let stderr = "";
+  child.stdout!.on("data", (b: Buffer) => {
+    h.update(b);
+    bytes += b.length;
+  });
+  child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+  // "close", not "exit": stdout may still hold data when the process has exited.
+  await new Promise((resolve) => child.once("close", resolve));
+  if (child.exitCode !== 0) throw new Error(`nbdcopy ${uri} -: exit ${child.exitCode ?? child.signalCode}: ${stderr}`);
+  return { sha256: h.digest("hex"), bytes };
 }

@@ -1,30 +1,30 @@
 /**
  * Which server the scenarios test, and how a source tree becomes one of its
  * exports:
- * - "nbdkit" (stand-in): the tree becomes an ext4 image with
- *   `mke2fs -t ext4 -b 4096 -d TREE`, served by `nbdkit file`.
- * - "puzzlefs" (the product): the tree is built with `puzzlefs build` (the
- *   delta with `-b BASE`), and `puzzlefs serve` synthesizes the ext4 disk.
- * Chosen with PUZZLEFS_SUT=nbdkit|puzzlefs.
+ * - "puzzlefs" (the product, the default): the tree is built with
+ *   `puzzlefs build` (the delta with `-b base`, see images.ts), and
+ *   `puzzlefs serve OCI_DIR --tag base --tag delta` synthesizes the ext4 disks.
+ * - "nbdkit" (the differential reference): the tree becomes an ext4 image
+ *   with `mke2fs -t ext4 -b 4096 -d TREE`, served by `nbdkit file`. Every
+ *   scenario passing against it shows the harness itself judges right.
+ * - "puzzlefs-raw": the same mke2fs images served by `puzzlefs serve --raw`
+ *   (our NBD server alone, without the ext synthesizer).
+ * Chosen with PUZZLEFS_SUT=puzzlefs|nbdkit|puzzlefs-raw.
  */
-import { statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "./proc.ts";
 import { REPO } from "./paths.ts";
+import type { CorpusImages } from "./images.ts";
 import { NbdkitServer, PuzzlefsServer, type Export, type ServerTlsFiles, type ServerUnderTest } from "./server.ts";
 
-export const SUT_KINDS = ["nbdkit", "puzzlefs-raw", "puzzlefs"] as const;
+export const SUT_KINDS = ["puzzlefs", "nbdkit", "puzzlefs-raw"] as const;
 export type SutKind = (typeof SUT_KINDS)[number];
 
-/**
- * PUZZLEFS_SUT selects the server and how exports are made:
- * - nbdkit: mke2fs images served by nbdkit (the reference; checks the harness)
- * - puzzlefs-raw: the same mke2fs images served by `puzzlefs serve --raw`
- *   (our NBD server with every client, before the ext synthesizer)
- * - puzzlefs: `puzzlefs build` images served as synthesized ext4 disks
- */
+/** PUZZLEFS_SUT, default "puzzlefs". */
 export function sutKind(): SutKind {
-  const v = process.env.PUZZLEFS_SUT ?? "puzzlefs-raw";
+  const v = process.env.PUZZLEFS_SUT || "puzzlefs";
   if (!(SUT_KINDS as readonly string[]).includes(v)) {
     throw new Error(`PUZZLEFS_SUT=${v}: expected one of ${SUT_KINDS.join(", ")}`);
   }
@@ -36,9 +36,28 @@ export function makeServer(kind: SutKind, work: string, tls?: ServerTlsFiles): S
   return kind === "nbdkit" ? new NbdkitServer(work, tls) : new PuzzlefsServer(work, tls);
 }
 
-/** Compile the CLI (bin/puzzlefs.js runs dist/) when the server under test is ours. */
-export async function prepareServer(kind: SutKind): Promise<void> {
-  if (kind !== "nbdkit") await run("npm", ["run", "build", "--silent"], { cwd: REPO });
+/**
+ * Compile the CLI (bin/puzzlefs.js runs dist/): every mode builds the corpus
+ * images with it. Skipped when dist/ was compiled from the same sources
+ * (a hash of src/ and the build config kept in dist/.src-hash): `npm ci`
+ * has usually just compiled them.
+ */
+export async function compileCli(): Promise<void> {
+  const h = createHash("sha256");
+  const walk = (d: string): void => {
+    for (const n of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, n.name);
+      if (n.isDirectory()) walk(p);
+      else h.update(`${p}\0`).update(readFileSync(p));
+    }
+  };
+  walk(join(REPO, "src"));
+  for (const f of ["tsconfig.json", "tsconfig.build.json", "package-lock.json"]) h.update(readFileSync(join(REPO, f)));
+  const digest = h.digest("hex");
+  const stamp = join(REPO, "dist", ".src-hash");
+  if (existsSync(join(REPO, "dist/cli/main.js")) && existsSync(stamp) && readFileSync(stamp, "utf8") === digest) return;
+  await run("npm", ["run", "build", "--silent"], { cwd: REPO });
+  writeFileSync(stamp, digest);
 }
 
 /** Bytes and inodes a tree needs, from du (allocated bytes) and a count of names. */
@@ -81,7 +100,13 @@ export interface PreparedExports {
 }
 
 /** Turn the base and delta trees into the two exports every scenario uses. */
-export async function prepareExports(kind: SutKind, base: string, delta: string, work: string): Promise<PreparedExports> {
+export async function prepareExports(
+  kind: SutKind,
+  trees: { base: string; delta: string },
+  images: CorpusImages,
+  work: string,
+): Promise<PreparedExports> {
+  const { base, delta } = trees;
   switch (kind) {
     case "nbdkit":
     case "puzzlefs-raw": {
@@ -92,7 +117,10 @@ export async function prepareExports(kind: SutKind, base: string, delta: string,
       return { base: { name: "base", image: b }, delta: { name: "delta", image: d } };
     }
     case "puzzlefs":
-      throw new Error("PUZZLEFS_SUT=puzzlefs: `puzzlefs build` is not on this branch yet");
+      return {
+        base: { name: images.baseTag, oci: { dir: images.dir, tag: images.baseTag } },
+        delta: { name: images.deltaTag, oci: { dir: images.dir, tag: images.deltaTag } },
+      };
   }
 }
 
