@@ -109,6 +109,17 @@ export class CapnpMessage {
     if (this.budget < 0) throw PfsError.limit(`${this.name} ${what} @0x${offset.toString(16)}`, `traversal budget of ${this.traversalLimit} words`);
   }
 
+  /**
+   * Zero-sized list elements take no bytes, so a message of a few words can
+   * claim millions of them, and every consumer that materializes one object
+   * per element (directory entries, xattrs, layers) would turn a 1 KiB rootfs
+   * into hundreds of MiB. No PuzzleFS list has meaningful all-default
+   * elements: allow at most one per word of the message.
+   */
+  private zeroSized(count: number, what: string, offset: number): void {
+    if (count > this.words) throw PfsError.limit(`${this.name} ${what} @0x${offset.toString(16)}`, `${count} zero-sized list elements > ${this.words} (one per message word)`);
+  }
+
   private depthCheck(depth: number, what: string, offset: number): void {
     if (depth > this.nestingLimit) throw PfsError.limit(`${this.name} ${what} @0x${offset.toString(16)}`, `nesting depth ${this.nestingLimit}`);
   }
@@ -217,6 +228,7 @@ export class CapnpMessage {
       }
       // Zero-sized elements cost nothing to store but still cost work to visit: charge one per element.
       this.charge(1 + n + (dw + pc === 0 ? count : 0), what, p);
+      if (dw + pc === 0) this.zeroSized(count, what, p);
       return { seg: s, start: t + 8, count, stride: (dw + pc) * 8, dataBytes: dw * 8, ptrCount: pc, depth: depth + 1 };
     }
     if (size === 1) this.fail(what, "a list of bits cannot be read as a list of structs", p);
@@ -225,6 +237,7 @@ export class CapnpMessage {
     const bytes = Math.ceil((n * bits) / 64) * 8;
     if (!this.inSegment(s, t, bytes)) this.fail(what, `list claims ${n} elements, more than segment ${s} holds`, p, { expected: `≤ ${Math.max(0, this.segEnd[s]! - t)} bytes`, got: bytes });
     this.charge(Math.max(1, bytes / 8) + (bits === 0 ? n : 0), what, p);
+    if (bits === 0) this.zeroSized(n, what, p);
     const isPtr = size === 6;
     return { seg: s, start: t, count: n, stride: bits / 8, dataBytes: isPtr ? 0 : bits / 8, ptrCount: isPtr ? 1 : 0, depth: depth + 1 };
   }
