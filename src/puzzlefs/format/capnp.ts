@@ -15,7 +15,13 @@
 import { PfsError } from "../../common/errors.ts";
 
 export interface CapnpLimits {
-  /** Words that one operation may read (C++ default: 8 Mi words). Default: max(8 Mi, 4 × message words). */
+  /**
+   * Words that one operation may read. Default: max(64 Ki, 8 × message words).
+   * (C++ uses a flat 8 Mi words; proportional to the message, so a 1 KiB
+   * rootfs cannot make one operation visit, and consumers allocate, millions
+   * of shared or zero-sized objects. Every operation of the reader and the
+   * decoder visits each object about once.)
+   */
   traversalWords?: number;
   /** Pointer nesting depth (C++ default 64). */
   nestingDepth?: number;
@@ -86,7 +92,7 @@ export class CapnpMessage {
     }
     if (pos !== len) throw PfsError.format(`${name} framing`, "trailing bytes after the last segment", { offset: pos, expected: pos, got: len });
     this.words = (len - header) / 8;
-    this.traversalLimit = limits.traversalWords ?? Math.max(8 << 20, 4 * this.words);
+    this.traversalLimit = limits.traversalWords ?? Math.max(1 << 16, 8 * this.words);
     this.nestingLimit = limits.nestingDepth ?? 64;
     this.budget = this.traversalLimit;
   }

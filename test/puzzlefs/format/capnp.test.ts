@@ -105,7 +105,7 @@ describe("format/capnp pointers", () => {
     const r = m.root("R")!;
     const e = err(() => m.structList(r.seg, m.ptr(r, 0), r.depth, "Rootfs.metadatas"));
     expect(e.code).toBe(ErrorCode.LIMIT);
-    expect(e.message).toMatch(/rootfs Rootfs.metadatas @0x10: exceeds limit \(traversal budget of 8388608 words\)/);
+    expect(e.message).toMatch(/rootfs Rootfs.metadatas @0x10: exceeds limit \(traversal budget of 65536 words\)/);
     const voids = new CapnpMessage(frame([structPtr(0, 0, 1), listPtr(0, 0, 100_000_000)]), "m");
     const rv = voids.root("R")!;
     expect(err(() => voids.structList(rv.seg, voids.ptr(rv, 0), 1, "L")).code).toBe(ErrorCode.LIMIT);
