@@ -59,15 +59,22 @@ export class ChunkCache {
     this.maxBytes = opts.maxBytes ?? DEFAULT_CACHE_BYTES;
   }
 
-  async get(hex: string, compressed: boolean): Promise<LoadedChunk> {
+  /** The blob if it is cached (a hit, moved to the LRU's young end), without waiting: the reader's synchronous fast path. */
+  cached(hex: string, compressed: boolean): LoadedChunk | undefined {
     const key = compressed ? `z${hex}` : hex;
     const hit = this.lru.get(key);
     if (hit) {
       this.stats.hits++;
       this.lru.delete(key);
       this.lru.set(key, hit);
-      return hit;
     }
+    return hit;
+  }
+
+  async get(hex: string, compressed: boolean): Promise<LoadedChunk> {
+    const hit = this.cached(hex, compressed);
+    if (hit) return hit;
+    const key = compressed ? `z${hex}` : hex;
     const pending = this.inflight.get(key);
     if (pending) {
       this.stats.shared++;
