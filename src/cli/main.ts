@@ -5,8 +5,10 @@
  */
 import { Command, CommanderError } from "commander";
 import { ExitCode, PfsError, exitCodeFor } from "../common/errors.ts";
+import { registerBuild } from "./build.ts";
 import { registerCat } from "./cat.ts";
 import { openExtExports, registerExport } from "./export.ts";
+import { registerExtract } from "./extract.ts";
 import { registerInfo } from "./info.ts";
 import { registerLs } from "./ls.ts";
 import { registerServe } from "./serve.ts";
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
+  registerBuild(program);
+  registerExtract(program);
   registerInfo(program);
   registerLs(program);
   registerCat(program);

@@ -1,11 +1,11 @@
 /**
  * Test helper: create a directory tree with exact types, modes, owners,
  * xattrs and device numbers (needs root for chown/mknod; tests run as root).
- * Creation uses system tools and Node's fs, not the code under test.
+ * Creation is done by Python's os module, not the code under test.
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, linkSync, lchownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -22,12 +22,47 @@ export type TreeNodeSpec = (
 /** Entries in creation order (parents first); paths relative to the root, "/"-separated. */
 export type TreeSpec = Array<[string | Buffer, TreeNodeSpec]>;
 
-/** Run a Python statement with `p` = the raw path bytes (any bytes work, unlike argv strings). */
-function py(stmt: string, path: Buffer): void {
-  execFileSync("python3", ["-c", `import os, stat, sys; p = bytes.fromhex(sys.argv[1]); ${stmt}`, path.toString("hex")]);
-}
+/** The system Python (pyenv's shim costs ~0.1 s per start). */
+export const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 
-const P = (root: string, rel: string | Buffer): Buffer => Buffer.concat([Buffer.from(root + "/"), Buffer.from(rel)]);
+/**
+ * One Python process creates the whole tree, in spec order: raw-byte names
+ * work (argv strings could not carry them), and one start-up instead of one
+ * per special node keeps big trees fast. Per entry: create, chown, xattrs,
+ * chmod (chown clears security.capability and setuid bits, so it goes
+ * first); directory modes last, deepest first, so read-only dirs can be filled.
+ */
+const MAKE_TREE = String.raw`
+import base64, json, os, socket, stat, sys
+job = json.load(sys.stdin)
+root = job['root'].encode()
+dir_modes = []
+for e in job['entries']:
+    p = root + b'/' + bytes.fromhex(e['path'])
+    t = e['type']
+    if t == 'file':
+        with open(p, 'wb') as f: f.write(base64.b64decode(e.get('data', '')))
+    elif t == 'dir': os.mkdir(p)
+    elif t == 'symlink': os.symlink(bytes.fromhex(e['target']), p)
+    elif t == 'hardlink':
+        os.link(root + b'/' + bytes.fromhex(e['to']), p, follow_symlinks=False)
+        continue
+    elif t == 'fifo': os.mkfifo(p)
+    elif t == 'sock': socket.socket(socket.AF_UNIX).bind(p)
+    elif t in ('chr', 'blk'):
+        os.mknod(p, (stat.S_IFCHR if t == 'chr' else stat.S_IFBLK) | 0o600, os.makedev(e['major'], e['minor']))
+    os.lchown(p, e.get('uid', 0), e.get('gid', 0))
+    for k, v in e.get('xattrs', []):
+        os.setxattr(p, bytes.fromhex(k), bytes.fromhex(v), follow_symlinks=False)
+    if t == 'dir': dir_modes.append((p, e.get('mode', 0o755)))
+    elif t != 'symlink': os.chmod(p, e.get('mode', 0o644))
+for p, m in reversed(dir_modes): os.chmod(p, m)
+r = job['rootAttrs']
+os.lchown(root, r.get('uid', 0), r.get('gid', 0))
+os.chmod(root, r.get('mode', 0o755))
+`;
+
+const hex = (v: string | Buffer): string => Buffer.from(v).toString("hex");
 
 export function tempDir(prefix = "pfs-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -37,45 +72,18 @@ export function removeTree(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** Create `spec` under `root` (which must exist). Directory modes are applied last. */
+/** Create \`spec\` under \`root\` (which must exist). Directory modes are applied last. */
 export function makeTree(root: string, spec: TreeSpec, rootAttrs: { mode?: number; uid?: number; gid?: number } = {}): void {
-  const dirModes: Array<[Buffer, number]> = [];
-  for (const [rel, n] of spec) {
-    const p = P(root, rel);
-    switch (n.type) {
-      case "file":
-        writeFileSync(p, n.data ?? "");
-        break;
-      case "dir":
-        mkdirSync(p);
-        break;
-      case "symlink":
-        symlinkSync(n.target, p);
-        break;
-      case "hardlink":
-        linkSync(P(root, n.to), p);
-        continue;
-      case "fifo":
-        py("os.mkfifo(p)", p);
-        break;
-      case "sock":
-        py("import socket; socket.socket(socket.AF_UNIX).bind(p)", p);
-        break;
-      case "chr":
-      case "blk":
-        py(`os.mknod(p, stat.S_IF${n.type.toUpperCase()} | 0o600, os.makedev(${n.major}, ${n.minor}))`, p);
-        break;
-    }
-    lchownSync(p, n.uid ?? 0, n.gid ?? 0);
-    for (const [k, v] of Object.entries(n.xattrs ?? {})) {
-      py(`os.setxattr(p, ${JSON.stringify(k)}, bytes.fromhex("${Buffer.from(v).toString("hex")}"), follow_symlinks=False)`, p);
-    }
-    if (n.type === "dir") dirModes.push([p, n.mode ?? 0o755]);
-    else if (n.type !== "symlink") chmodSync(p, n.mode ?? 0o644);
-  }
-  for (const [p, m] of dirModes.reverse()) chmodSync(p, m);
-  lchownSync(root, rootAttrs.uid ?? 0, rootAttrs.gid ?? 0);
-  chmodSync(root, rootAttrs.mode ?? 0o755);
+  const entries = spec.map(([rel, n]) => {
+    const { xattrs, ...rest } = n;
+    const e: Record<string, unknown> = { ...rest, path: hex(rel) };
+    if (n.type === "file") e.data = Buffer.from(n.data ?? "").toString("base64");
+    if (n.type === "symlink") e.target = hex(n.target);
+    if (n.type === "hardlink") e.to = hex(n.to);
+    if (xattrs) e.xattrs = Object.entries(xattrs).map(([k, v]) => [hex(k), hex(v)]);
+    return e;
+  });
+  execFileSync(PYTHON, ["-c", MAKE_TREE], { input: JSON.stringify({ root, entries, rootAttrs }), maxBuffer: 1 << 20 });
 }
 
 /** SHA-256 counter stream of spec §6 (big.bin of mixed-noop). */

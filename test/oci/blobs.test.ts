@@ -112,3 +112,40 @@ describe("oci/blobs BlobStore", () => {
     expect(() => new BlobStore("/x").path("../../etc/passwd")).toThrow(/not a sha256 hex digest/);
   });
 });
+
+describe("oci/blobs BlobStore.putSync (the builder's blocking put)", () => {
+  it("follows put's rules: writes sha256-named blobs (creating blobs/sha256), keeps identical ones, refuses other bytes", () => {
+    const dir = tmp.make();
+    const store = new BlobStore(dir);
+    const data = new TextEncoder().encode("meshuggah rocks");
+    expect(store.putSync(data)).toEqual({ hex: "3abd5ce0f91f640d88dca1f26b37037b02415927cacec9626d87668a715ec12d", size: 15, existed: false });
+    expect(store.putSync(data).existed).toBe(true);
+    expect(readdirSync(join(dir, "blobs/sha256"))).toEqual(["3abd5ce0f91f640d88dca1f26b37037b02415927cacec9626d87668a715ec12d"]);
+    writeFileSync(blobPath(dir, "3abd5ce0f91f640d88dca1f26b37037b02415927cacec9626d87668a715ec12d"), "other");
+    expect(() => store.putSync(data)).toThrow(/already exists and it's not content addressable/);
+    try {
+      store.putSync(data);
+    } catch (e) {
+      expect((e as PfsError).code).toBe(ErrorCode.EXISTS);
+    }
+  });
+
+  it("an OS error is IO naming the blob (ENOSPC and temp-file clean-up: test/puzzlefs/builder/build.test.ts)", () => {
+    const dir = tmp.make();
+    mkdirSync(join(dir, "blobs/sha256"), { recursive: true });
+    const store = new BlobStore(dir);
+    // A directory where the blob's file belongs.
+    const hex = sha256hex(new TextEncoder().encode("x"));
+    mkdirSync(blobPath(dir, hex));
+    writeFileSync(join(blobPath(dir, hex), "inside"), "");
+    let err: unknown;
+    try {
+      store.putSync(new TextEncoder().encode("x"));
+    } catch (e) {
+      err = e;
+    }
+    expect((err as PfsError).code).toBe(ErrorCode.IO);
+    expect((err as PfsError).message).toMatch(new RegExp(`blob sha256:${hex}: EISDIR`));
+    expect(readdirSync(join(dir, "blobs/sha256"))).toEqual([hex]);
+  });
+});

@@ -1,0 +1,81 @@
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { ErrorCode, PfsError } from "../../../src/common/errors.ts";
+import { ChunkPool } from "../../../src/puzzlefs/builder/chunk-pool.ts";
+import { Compression, encodeBlob } from "../../../src/puzzlefs/builder/put-blob.ts";
+import { sha256hex } from "../../helpers/oci-fixtures.ts";
+import { randomBytes, textBytes } from "../../helpers/torture-tree.ts";
+import { removeTree, tempDir } from "../../helpers/tree.ts";
+
+const dirs: string[] = [];
+const pools: ChunkPool[] = [];
+afterEach(async () => {
+  for (const p of pools.splice(0)) await p.close();
+  for (const d of dirs.splice(0)) removeTree(d);
+});
+const scratch = () => {
+  const d = tempDir();
+  dirs.push(d);
+  return d;
+};
+const pool = (dir: string, compression: Compression, workers: number) => {
+  const p = new ChunkPool({ ociDir: dir, compression }, workers);
+  pools.push(p);
+  return p;
+};
+
+/** Chunks of mixed kinds and sizes, each its own buffer (as StreamCdc hands them out). */
+const chunks = (): Uint8Array[] =>
+  Array.from({ length: 24 }, (_, i) => new Uint8Array(i % 3 === 0 ? randomBytes(20_000 + i * 997, i) : textBytes(16_384 + i * 4099, i)));
+
+describe("ChunkPool", () => {
+  it("2 worker threads give exactly what put_blob gives inline, for every chunk, and store every blob", async () => {
+    for (const compression of [Compression.NOOP, Compression.ZSTD]) {
+      const dir = scratch();
+      const p = pool(dir, compression, 2);
+      expect(p.size).toBe(2);
+      const input = chunks();
+      const expected = input.map((c) => encodeBlob(c, compression));
+      const got = await Promise.all(input.map((c) => p.put(c.slice())));
+      expect(got.map((r) => [r.hex, r.size, r.compressed, Buffer.from(r.verity).toString("hex")])).toEqual(
+        expected.map((e) => [sha256hex(e.stored), e.stored.length, e.compressed, Buffer.from(e.verity).toString("hex")]),
+      );
+      expect(readdirSync(join(dir, "blobs/sha256")).sort()).toEqual([...new Set(got.map((r) => r.hex))].sort());
+      if (compression === Compression.ZSTD) expect(new Set(got.map((r) => r.compressed))).toEqual(new Set([true, false]));
+    }
+  });
+
+  it("transfers a chunk that owns its buffer and copies a view into a larger one", async () => {
+    const p = pool(scratch(), Compression.NOOP, 1);
+    const owned = new Uint8Array(textBytes(5000, 1));
+    const big = new Uint8Array(textBytes(9000, 2));
+    const view = big.subarray(100, 4100);
+    const [a, b] = await Promise.all([p.put(owned), p.put(view)]);
+    expect(owned.byteLength).toBe(0); // detached: transferred
+    expect(big.byteLength).toBe(9000); // untouched: copied
+    expect(b!.hex).toBe(sha256hex(big.subarray(100, 4100)));
+    expect(a!.size).toBe(5000);
+  });
+
+  it("errors in a worker come back as PfsError with their code; close() waits for what was sent", async () => {
+    const dir = scratch();
+    mkdirSync(join(dir, "blobs"));
+    writeFileSync(join(dir, "blobs/sha256"), "a file where the blob directory belongs");
+    for (const workers of [0, 2]) {
+      const p = pool(dir, Compression.NOOP, workers);
+      const err = await p.put(new Uint8Array(textBytes(1000, 3))).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PfsError);
+      expect((err as PfsError).code).toBe(ErrorCode.IO);
+      expect((err as PfsError).message).toMatch(/^blob sha256:[0-9a-f]{64}: ENOTDIR/);
+    }
+    const ok = scratch();
+    const p = pool(ok, Compression.ZSTD, 2);
+    const pending = [1, 2, 3, 4].map((i) => p.put(new Uint8Array(textBytes(50_000, i))));
+    await p.close();
+    const settled = await Promise.allSettled(pending);
+    expect(settled.map((s) => s.status)).toEqual(["fulfilled", "fulfilled", "fulfilled", "fulfilled"]);
+    expect(readdirSync(join(ok, "blobs/sha256"))).toHaveLength(4);
+    await expect(p.put(new Uint8Array(1))).rejects.toThrow(/after close/);
+  });
+});
