@@ -6,8 +6,8 @@
  *   puzzlefs serve --raw   the same file
  *   synthesized (plain)    `puzzlefs serve OCI --tag plain`: the ext image made on the fly
  *   synthesized (-c)       `puzzlefs serve OCI --tag zstd`: the same files, chunks zstd-seekable
- * The image is SIZE MiB of synthetic file data (integration/lib/synth-image.ts:
- * FastCDC chunks, text-like bytes) built with the project's own format code.
+ * The images are `puzzlefs build` (and `build -c`) of a tree of SIZE MiB of
+ * synthetic, text-like files (integration/lib/synth-image.ts writeSynthTree).
  *   - sequential throughput: `nbdcopy URI null:` (default: up to 4 connections, multi-conn)
  *     and `nbdcopy -C 1`, MB/s, median of N runs (runs alternate between servers);
  *   - server CPU (user + system) seconds per GiB copied, which stays meaningful
@@ -22,7 +22,7 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeSynthImage } from "../integration/lib/synth-image.ts";
+import { writeSynthTree } from "../integration/lib/synth-image.ts";
 
 const MiB = 1 << 20;
 
@@ -132,12 +132,19 @@ export default async function main(args: string[]): Promise<void> {
   try {
     process.stderr.write(`bench serve: ${dataBytes / MiB} MiB of file data, plain and -c images, ${runs} runs\n`);
     const t0 = performance.now();
-    await makeSynthImage(oci, "plain", { bytes: dataBytes, files: 128, seed: 5 });
-    const z = await makeSynthImage(oci, "zstd", { bytes: dataBytes, files: 128, seed: 5, compressed: true });
-    const e = await sh(process.execPath, ["--import", "tsx", join(import.meta.dirname, "puzzlefs.ts"), "export", `${oci}:plain`, img, "--no-progress"]);
+    const tree = join(dir, "rootfs");
+    await writeSynthTree(tree, { bytes: dataBytes, files: 128, seed: 5 });
+    const cli = (...a: string[]) => sh(process.execPath, ["--import", "tsx", join(import.meta.dirname, "puzzlefs.ts"), ...a]);
+    for (const [tag, flags] of [["plain", []], ["zstd", ["-c"]]] as const) {
+      const b = await cli("build", ...flags, tree, `${oci}:${tag}`);
+      if (b.code !== 0) throw new Error(`puzzlefs build ${flags.join(" ")}: ${b.stderr}`);
+    }
+    await rm(tree, { recursive: true, force: true });
+    const zstdBytes = Number((await cli("info", "--json", `${oci}:zstd`)).stdout.match(/"storedBytes": (\d+)/)?.[1] ?? NaN);
+    const e = await cli("export", `${oci}:plain`, img, "--no-progress");
     if (e.code !== 0) throw new Error(`puzzlefs export: ${e.stderr}`);
     const size = (await stat(img)).size;
-    process.stderr.write(`bench serve: images built and exported in ${((performance.now() - t0) / 1000).toFixed(1)} s (disk ${size} bytes; -c stores ${(z.storedBytes / MiB).toFixed(0)} MiB)\n`);
+    process.stderr.write(`bench serve: images built and exported in ${((performance.now() - t0) / 1000).toFixed(1)} s (disk ${size} bytes; -c stores ${(zstdBytes / MiB).toFixed(0)} MiB)\n`);
     await sh("cat", [img]).catch(() => {}); // warm the page cache for nbdkit and --raw alike
     const cache = ["--cache-size", `${cacheMiB}M`];
     servers.push(

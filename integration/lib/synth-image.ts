@@ -124,3 +124,22 @@ export async function makeSynthImage(dir: string, tag: string, o: SynthOptions =
 export function sha256Hex(b: Uint8Array): string {
   return createHash("sha256").update(b).digest("hex");
 }
+
+/** The same synthetic files as a directory tree (for `puzzlefs build`): d0..d7/file-NNNN.dat. */
+export async function writeSynthTree(root: string, o: Omit<SynthOptions, "compressed"> = {}): Promise<number> {
+  const { mkdir, writeFile } = await import("node:fs/promises");
+  const total = o.bytes ?? 64 << 20;
+  const nfiles = o.files ?? 64;
+  const seed = o.seed ?? 1;
+  const weights = Array.from({ length: nfiles }, (_, i) => 1 + ((i * 7919 + seed) % 7));
+  const wsum = weights.reduce((a, b) => a + b, 0);
+  let bytes = 0;
+  for (let i = 0; i < nfiles; i++) {
+    const size = Math.max(1, Math.floor((total * weights[i]!) / wsum));
+    const dir = `${root}/d${i % 8}`;
+    await mkdir(dir, { recursive: true });
+    await writeFile(`${dir}/file-${String(i).padStart(4, "0")}.dat`, synthBytes(size, seed * 1_000_003 + i));
+    bytes += size;
+  }
+  return bytes;
+}
