@@ -155,33 +155,39 @@ export class ImageTree implements Tree {
       else b = m;
     }
     let jobs: Promise<void>[] | undefined;
-    for (let k = a; k < base + list.count; k++) {
-      const cStart = k === base ? 0 : ends[k - 1]!;
-      if (cStart >= end) break;
-      const cEnd = ends[k]!;
-      if (cEnd === cStart) continue;
-      const blob = v.chunkBlob(msg.element(list, k - base));
-      const hex = Buffer.from(blob.digest.buffer, blob.digest.byteOffset, 32).toString("hex");
-      const from = Math.max(offset, cStart);
-      const copy = { out: dest, outOff: from - offset, from, hex, blobOff: Number(blob.offset), chunkLen: cEnd - cStart, skip: from - cStart, n: Math.min(end, cEnd) - from, ino, k: k - base };
-      const c = this.chunks.cached(hex, blob.compressed);
-      if (c) {
-        copyFrom(c, copy);
-        continue;
+    // A failure found synchronously must still wait for the loads already started: none may write into dest later.
+    let failure: { e: unknown } | undefined;
+    try {
+      for (let k = a; k < base + list.count; k++) {
+        const cStart = k === base ? 0 : ends[k - 1]!;
+        if (cStart >= end) break;
+        const cEnd = ends[k]!;
+        if (cEnd === cStart) continue;
+        const blob = v.chunkBlob(msg.element(list, k - base));
+        const hex = Buffer.from(blob.digest.buffer, blob.digest.byteOffset, 32).toString("hex");
+        const from = Math.max(offset, cStart);
+        const copy = { out: dest, outOff: from - offset, from, hex, blobOff: Number(blob.offset), chunkLen: cEnd - cStart, skip: from - cStart, n: Math.min(end, cEnd) - from, ino, k: k - base };
+        const c = this.chunks.cached(hex, blob.compressed);
+        if (c) {
+          copyFrom(c, copy);
+          continue;
+        }
+        (jobs ??= []).push(
+          this.chunks.get(hex, blob.compressed).then(
+            (loaded) => copyFrom(loaded, copy),
+            (e: unknown) => Promise.reject(withFileOffset(e, from)),
+          ),
+        );
       }
-      (jobs ??= []).push(
-        this.chunks.get(hex, blob.compressed).then(
-          (loaded) => copyFrom(loaded, copy),
-          (e: unknown) => Promise.reject(withFileOffset(e, from)),
-        ),
-      );
+    } catch (e) {
+      failure = { e };
     }
     if (jobs) {
-      // Wait for every load (none keeps writing into dest after we return), then report the first failure.
       const settled = await Promise.allSettled(jobs);
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
-      if (failed) throw failed.reason;
+      if (failed) failure ??= { e: failed.reason };
     }
+    if (failure) throw failure.e;
     return end - offset;
   }
 
