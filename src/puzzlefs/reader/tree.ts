@@ -226,7 +226,7 @@ function copyFrom(c: LoadedChunk, x: ChunkCopy): void {
         got: x.blobOff + x.chunkLen,
       });
     }
-    x.out.set(c.read(x.blobOff + x.skip, x.n), x.outOff);
+    c.readInto(x.blobOff + x.skip, x.out.subarray(x.outOff, x.outOff + x.n));
   } catch (e) {
     throw withFileOffset(e, x.from);
   }
