@@ -23,6 +23,8 @@ PKGS=(
   gcc libc6-dev    # builds native/pfs_native.c (xattrs on raw-byte paths, mknod, FastCDC loop)
   debootstrap      # Debian minbase corpus
   openssl gnutls-bin   # test certificates (TLS)
+  docker-registry  # distribution 2.8: the registry for oci:// integration tests
+  apache2-utils    # htpasswd (bcrypt) for the registry's basic auth
 )
 
 missing=()

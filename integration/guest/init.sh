@@ -7,6 +7,7 @@
 #   H <dev#> <sha256>  <path>
 #   L <dev#> '<path>' -> '<target>'
 #   BEGIN <dev#> <device> / END <dev#> <status>, READY, LAB <note>, K <dmesg line>
+#   CAT <sha256> <path> and C <line> (scenario "cat": lab.paths only)
 #   RESULT ok | RESULT fail <reason>
 # then powers off (QEMU runs with -no-reboot, so it exits 0).
 export PATH=/bin:/sbin
@@ -54,8 +55,19 @@ if [ "$MODE" = nbd ]; then
   [ -n "$(param timeout)" ] && OPTS="$OPTS -t $(param timeout)"
   [ "$(param persist 0)" = 1 ] && OPTS="$OPTS -p"
   [ "$(param netlink 1)" = 0 ] && OPTS="$OPTS -L"
+  # TLS: lab.tlsdir=DIR holds ca-cert.pem (and client-cert.pem, client-key.pem
+  # for a client certificate); lab.tlshost=NAME is the name to check the
+  # server's certificate against (default: the server address).
+  TLSOPTS=""
+  TLSDIR=$(param tlsdir)
+  if [ -n "$TLSDIR" ]; then
+    TLSOPTS="-cacertfile $TLSDIR/ca-cert.pem"
+    [ -f "$TLSDIR/client-cert.pem" ] && TLSOPTS="$TLSOPTS -certfile $TLSDIR/client-cert.pem -keyfile $TLSDIR/client-key.pem"
+    [ -n "$(param tlshost)" ] && TLSOPTS="$TLSOPTS -tlshostname $(param tlshost)"
+    OPTS="$OPTS $TLSOPTS"
+  fi
   if [ "$(param list 0)" = 1 ]; then
-    nbd-client -l "$SERVER" "$PORT" >/tmp/exports || fail "nbd-client -l"
+    nbd-client -l "$SERVER" "$PORT" $TLSOPTS >/tmp/exports || fail "nbd-client -l"
     grep -v -e '^Negotiation' -e '^$' /tmp/exports | sed 's/^/EXPORT /'
   fi
   i=0
@@ -116,6 +128,23 @@ for dev in $DEVS; do
   echo "LAB mounted $dev $(cat /sys/block/${dev#/dev/}/ro 2>/dev/null) $(cat /sys/block/${dev#/dev/}/size)"
   i=$((i + 1))
 done
+
+if [ "$SCENARIO" = cat ]; then
+  # Read just the files named in lab.paths (comma-separated, in the first
+  # mounted device), print their hash and contents, and stop: the host counts
+  # what the server had to fetch for a mount plus these reads (registry laziness).
+  for p in $(param paths /etc/os-release | tr , ' '); do
+    echo "CAT $(sha256sum "/mnt/0$p" | cut -d' ' -f1) $p" || fail "sha256sum $p"
+    sed 's/^/C /' "/mnt/0$p" || fail "cat $p"
+  done
+  i=0
+  for dev in $DEVS; do
+    umount "/mnt/$i" || fail "umount $dev"
+    case "$dev" in /dev/nbd*) nbd-client -d "$dev" >/dev/null || fail "nbd-client -d $dev" ;; esac
+    i=$((i + 1))
+  done
+  finish ok
+fi
 
 if [ "$SCENARIO" = reconnect ]; then
   # Warm up (every file read once), then tell the host to kill the server.

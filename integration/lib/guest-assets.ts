@@ -100,6 +100,21 @@ async function sharedLibs(binary: string): Promise<string[]> {
   return [...r.stdout.matchAll(/(\/\S+) \(0x/g)].map((m) => m[1]!);
 }
 
+/**
+ * The same guest with extra files (e.g. TLS certificates made by a test): a
+ * second newc archive appended to the initramfs, which the kernel unpacks
+ * over the first (concatenated archives, as for early microcode). Written
+ * into `dir`.
+ */
+export function withExtraFiles(assets: GuestAssets, files: readonly CpioEntry[], dir: string): GuestAssets {
+  const extra = writeNewc(files);
+  const base = readFileSync(assets.initrd);
+  const digest = createHash("sha256").update(base).update(extra).digest("hex").slice(0, 16);
+  const initrd = join(dir, `initrd-extra-${digest}.cpio`);
+  if (!existsSync(initrd)) writeFileSync(initrd, Buffer.concat([base, extra]));
+  return { ...assets, initrd };
+}
+
 /** Download, unpack and assemble everything the guest needs. Idempotent. */
 export async function ensureGuestAssets(): Promise<GuestAssets> {
   const debs = cacheDir("guest", "debs");

@@ -47,12 +47,13 @@ export function scenarioTimer(label: string): () => void {
 /** Guest boots stop after this long: a full-corpus verify takes ~30 s, a hung one never ends. */
 export const GUEST_TIMEOUT_MS = 300_000;
 
-export type GuestRun = Omit<BootOptions, "assets" | "log" | "timeoutMs"> & { timeoutMs?: number };
+/** `assets`: another guest (e.g. withExtraFiles); default: the suite's. */
+export type GuestRun = Omit<BootOptions, "assets" | "log" | "timeoutMs"> & { timeoutMs?: number; assets?: BootOptions["assets"] };
 
 /** Boot the guest; print its wall time under `label`. */
 export async function runGuest(label: string, dir: string, o: GuestRun): Promise<BootResult> {
   const log = join(dir, `${label.replace(/[^\w.-]+/g, "_")}.console.log`);
-  const r = await bootGuest({ ...o, assets: integration().assets, log, timeoutMs: o.timeoutMs ?? GUEST_TIMEOUT_MS });
+  const r = await bootGuest({ ...o, assets: o.assets ?? integration().assets, log, timeoutMs: o.timeoutMs ?? GUEST_TIMEOUT_MS });
   recordTiming(`guest: ${label}`, r.seconds);
   return r;
 }

@@ -17,6 +17,17 @@ export interface Export {
   oci?: { dir: string; tag: string };
 }
 
+/**
+ * TLS for a server under test: PEM files of a server certificate and key and
+ * the CA that signs client certificates; FORCEDTLS (`require`), clients must
+ * present a certificate from `ca` when verifyPeer.
+ */
+export interface ServerTlsFiles {
+  /** A directory holding ca-cert.pem, server-cert.pem, server-key.pem (nbdkit's layout). */
+  dir: string;
+  verifyPeer: boolean;
+}
+
 export interface ServerUnderTest {
   readonly kind: string;
   /** TCP port on 127.0.0.1; fixed by the first start(). */
@@ -47,7 +58,10 @@ export class NbdkitServer implements ServerUnderTest {
   private readonly logfile: string;
   private readonly dir: string;
 
-  constructor(private readonly work: string) {
+  constructor(
+    private readonly work: string,
+    private readonly tls?: ServerTlsFiles,
+  ) {
     mkdirSync(work, { recursive: true });
     this.pidfile = join(work, "nbdkit.pid");
     this.logfile = join(work, "nbdkit.log");
@@ -74,6 +88,7 @@ export class NbdkitServer implements ServerUnderTest {
       String(this.port),
       "-P",
       this.pidfile,
+      ...(this.tls ? ["--tls=require", `--tls-certificates=${this.tls.dir}`, ...(this.tls.verifyPeer ? ["--tls-verify-peer"] : [])] : []),
       "--filter=log",
       "file",
       `dir=${this.dir}`,
@@ -123,7 +138,10 @@ export class PuzzlefsServer implements ServerUnderTest {
   private readonly logfile: string;
   private text = "";
 
-  constructor(work: string) {
+  constructor(
+    work: string,
+    private readonly tls?: ServerTlsFiles,
+  ) {
     mkdirSync(work, { recursive: true });
     this.logfile = join(work, "puzzlefs-serve.log");
     rmSync(this.logfile, { force: true });
@@ -142,6 +160,11 @@ export class PuzzlefsServer implements ServerUnderTest {
       else throw new Error(`export ${e.name}: neither an image file nor a tag`);
     }
     args.push("--listen", `127.0.0.1:${this.port}`);
+    if (this.tls) {
+      const f = (n: string) => join(this.tls!.dir, n);
+      args.push("--tls", "require", "--tls-cert", f("server-cert.pem"), "--tls-key", f("server-key.pem"));
+      if (this.tls.verifyPeer) args.push("--tls-ca", f("ca-cert.pem"), "--tls-verify-peer");
+    }
     const from = this.text.length; // a restart must not see the previous "listening on"
     const child = startChild(process.execPath, args, { cwd: REPO });
     this.child = child;

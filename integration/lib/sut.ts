@@ -11,7 +11,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "./proc.ts";
 import { REPO } from "./paths.ts";
-import { NbdkitServer, PuzzlefsServer, type Export, type ServerUnderTest } from "./server.ts";
+import { NbdkitServer, PuzzlefsServer, type Export, type ServerTlsFiles, type ServerUnderTest } from "./server.ts";
 
 export const SUT_KINDS = ["nbdkit", "puzzlefs-raw", "puzzlefs"] as const;
 export type SutKind = (typeof SUT_KINDS)[number];
@@ -31,8 +31,9 @@ export function sutKind(): SutKind {
   return v as SutKind;
 }
 
-export function makeServer(kind: SutKind, work: string): ServerUnderTest {
-  return kind === "nbdkit" ? new NbdkitServer(work) : new PuzzlefsServer(work);
+/** `tls`: serve with TLS required (each server's own flags; see ServerTlsFiles). */
+export function makeServer(kind: SutKind, work: string, tls?: ServerTlsFiles): ServerUnderTest {
+  return kind === "nbdkit" ? new NbdkitServer(work, tls) : new PuzzlefsServer(work, tls);
 }
 
 /** Compile the CLI (bin/puzzlefs.js runs dist/) when the server under test is ours. */

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { PfsError } from "../common/errors.ts";
 import type { ImageTree } from "../puzzlefs/reader/tree.ts";
-import { addDigestOption, openImageArg, resolvePath, toStdout, writeOut, type ImageOptions } from "./image-arg.ts";
+import { addImageOptions, withImage, resolvePath, toStdout, writeOut, type ImageOptions } from "./image-arg.ts";
 
 const PIECE = 1 << 20;
 
@@ -20,14 +20,13 @@ export async function cat(tree: ImageTree, path: string): Promise<void> {
 }
 
 export function registerCat(program: Command): void {
-  addDigestOption(
+  addImageOptions(
     program
       .command("cat")
       .description("Write a regular file of a PuzzleFS image to stdout.")
-      .argument("<OCI_DIR:TAG>", "the image")
+      .argument("<OCI_DIR:TAG>", "the image: OCI_DIR:TAG, or oci://HOST[:PORT]/REPO:TAG or …/REPO@sha256:DIGEST in a registry")
       .argument("<PATH>", "a regular file inside the image, e.g. /etc/hostname"),
   ).action(async (ref: string, path: string, opts: ImageOptions) => {
-    const img = await openImageArg(ref, opts);
-    await toStdout(() => cat(img.tree, path));
+    await withImage(ref, opts, (img) => toStdout(() => cat(img.tree, path)));
   });
 }

@@ -14,7 +14,9 @@ import { MTIME_MAX, MTIME_MIN } from "../ext/layout/options.ts";
 import { OciLayout } from "../oci/layout.ts";
 import { openImage, type PuzzleImage } from "../puzzlefs/reader/image.ts";
 import type { ImageExportOpener, ServedExport } from "./serve.ts";
-import { addDigestOption, openImageArg, writeOut, type ImageOptions } from "./image-arg.ts";
+import { addImageOptions, openImageArg, writeOut, type ImageOptions } from "./image-arg.ts";
+import { isRemoteRef } from "../oci/remote/ref.ts";
+import { openRemoteExports } from "./remote-serve.ts";
 
 export interface ExportOptions extends ImageOptions {
   mtime?: number;
@@ -31,9 +33,17 @@ export function parseMtime(v: string): number {
   return n;
 }
 
-/** Plan the ext image of an opened PuzzleFS image: UUID and hash seed from its manifest digest, label from its tag. */
+/**
+ * Plan the ext image of an opened PuzzleFS image: UUID and hash seed from its
+ * rootfs digest, label from its tag. The rootfs (not the manifest) is the
+ * filesystem's identity: it pins every inode and every chunk digest, while a
+ * manifest can be rewritten around it (a push adds `mediaType`, a copy may
+ * reorder layers) without changing a byte of the tree. So the same tree served
+ * from a layout or from a registry is the same disk, and a client that
+ * reconnects to either sees the same UUID.
+ */
 export function planFor(img: PuzzleImage, mtime?: number): ExtImage {
-  return new ExtImage(planExtImage(img.tree, { mtime, digest: `sha256:${img.manifest.hex}`, label: img.tag }));
+  return new ExtImage(planExtImage(img.tree, { mtime, digest: `sha256:${img.rootfs.hex}`, label: img.tag }));
 }
 
 /**
@@ -42,7 +52,8 @@ export function planFor(img: PuzzleImage, mtime?: number): ExtImage {
  * chunk cache (`cacheSize` bytes) shared by all connections. Times come from
  * $SOURCE_DATE_EPOCH, else 0, so a served tag equals `puzzlefs export` of it.
  */
-export const openExtExports: ImageExportOpener = async (ociDir, tags, { cacheSize }) => {
+export const openExtExports: ImageExportOpener = async (ociDir, tags, { cacheSize, registry, prefetch }) => {
+  if (isRemoteRef(ociDir)) return openRemoteExports(ociDir, tags, { cacheSize, registry, prefetch });
   const names = tags.length > 0 ? tags : await (await OciLayout.open(ociDir)).tags();
   const out = new Map<string, ServedExport>();
   for (const tag of names) {
@@ -101,6 +112,8 @@ export async function exportCommand(ref: string, out: string, opts: ExportOption
     bar?.stop();
     await unlink(partial).catch(() => undefined);
     throw e;
+  } finally {
+    img.source.close?.();
   }
   return info;
 }
@@ -123,11 +136,11 @@ export function renderExt(d: ExtDescription): string {
 }
 
 export function registerExport(program: Command): void {
-  addDigestOption(
+  addImageOptions(
     program
       .command("export")
       .description("Write the image as a read-only ext4 disk image file (sparse where it is zero): what `puzzlefs serve` exports, as a file.")
-      .argument("<OCI_DIR:TAG>", "an OCI image layout directory and the tag of the image")
+      .argument("<OCI_DIR:TAG>", "an OCI image layout directory and the tag of the image, or oci://HOST[:PORT]/REPO:TAG|@sha256:DIGEST")
       .argument("<OUT.img>", "the image file to write")
       .option("--mtime <seconds>", "time stamp of every inode (default: $SOURCE_DATE_EPOCH, else 0)", parseMtime)
       .option("--force", "replace OUT.img if it exists")

@@ -7,7 +7,7 @@
  */
 import type { Command } from "commander";
 import { extract, type ExtractStats } from "../puzzlefs/builder/extract.ts";
-import { addDigestOption, openImageArg, type ImageOptions } from "./image-arg.ts";
+import { addImageOptions, openImageArg, type ImageOptions } from "./image-arg.ts";
 import { formatBytes, progressBar } from "./progress.ts";
 
 export interface ExtractCliOptions extends ImageOptions {
@@ -34,19 +34,20 @@ export async function extractCommand(ref: string, dest: string, opts: ExtractCli
     stats = await extract(img.tree, dest, { force: opts.force, onProgress: (b) => bar.update(b, total) });
   } finally {
     bar.stop();
+    img.source.close?.();
   }
   process.stderr.write(`${extractSummary(dest, stats)}\n`);
   return stats;
 }
 
 export function registerExtract(program: Command): void {
-  addDigestOption(
+  addImageOptions(
     program
       .command("extract")
       .description(
         "Extract a PuzzleFS image into the directory DEST (created if missing): contents, modes, hard links, symlinks, xattrs and, as root, owners and device nodes. Nothing is written outside DEST.",
       )
-      .argument("<OCI_DIR:TAG>", "the image")
+      .argument("<OCI_DIR:TAG>", "the image: OCI_DIR:TAG, or oci://HOST[:PORT]/REPO:TAG or …/REPO@sha256:DIGEST in a registry")
       .argument("<DEST>", "the directory to extract into; must be empty or new unless --force")
       .option("--force", "extract into an existing non-empty DEST, replacing entries that are in the way"),
   )

@@ -7,12 +7,19 @@ import { once } from "node:events";
 import type { Command } from "commander";
 import { ErrorCode, PfsError } from "../common/errors.ts";
 import { parseImageRef } from "../oci/ref.ts";
+import { isRemoteRef } from "../oci/remote/ref.ts";
 import { openImage, type PuzzleImage } from "../puzzlefs/reader/image.ts";
 import { lookupPath } from "../puzzlefs/reader/path.ts";
 import type { Tree } from "../puzzlefs/tree.ts";
+import { addRegistryOptions, openRemoteArg, type RegistryCliOptions } from "./remote-args.ts";
 
-export interface ImageOptions {
+export interface ImageOptions extends RegistryCliOptions {
   digest?: string;
+}
+
+/** `--digest` and the registry options (for `oci://` images). */
+export function addImageOptions(cmd: Command): Command {
+  return addRegistryOptions(addDigestOption(cmd));
 }
 
 export function addDigestOption(cmd: Command): Command {
@@ -22,9 +29,29 @@ export function addDigestOption(cmd: Command): Command {
   );
 }
 
+/** `OCI_DIR:TAG` or `oci://HOST[:PORT]/REPO:TAG|@sha256:…`. Close `image.source` when done. */
 export async function openImageArg(ref: string, opts: ImageOptions): Promise<PuzzleImage> {
+  if (isRemoteRef(ref)) {
+    const source = await openRemoteArg(ref, opts);
+    try {
+      return await openImage(source, { digest: opts.digest });
+    } catch (e) {
+      source.close();
+      throw e;
+    }
+  }
   const { dir, tag } = parseImageRef(ref);
   return openImage(dir, tag, { digest: opts.digest });
+}
+
+/** Run a command body on an opened image, releasing its source (sockets) afterwards. */
+export async function withImage(ref: string, opts: ImageOptions, body: (img: PuzzleImage) => Promise<void>): Promise<void> {
+  const img = await openImageArg(ref, opts);
+  try {
+    await body(img);
+  } finally {
+    img.source.close?.();
+  }
 }
 
 /** Resolve a path inside the image; a missing path is the user's mistake (exit 1), not a broken image. */

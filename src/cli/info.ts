@@ -9,9 +9,12 @@ import { PfsError } from "../common/errors.ts";
 import { OciLayout } from "../oci/layout.ts";
 import { MediaType, tagOf } from "../oci/manifest.ts";
 import { parseImageRefOptionalTag } from "../oci/ref.ts";
-import { openImage } from "../puzzlefs/reader/image.ts";
+import { RegistryClient } from "../oci/remote/client.ts";
+import { formatRemoteRef, isRemoteRef, parseRemoteRef } from "../oci/remote/ref.ts";
+import { openImage, type PuzzleImage } from "../puzzlefs/reader/image.ts";
 import { fsVerityHex } from "../puzzlefs/verity.ts";
-import { addDigestOption, writeOut, type ImageOptions } from "./image-arg.ts";
+import { addImageOptions, withImage, writeOut, type ImageOptions } from "./image-arg.ts";
+import { registryClientOptions } from "./remote-args.ts";
 import { describe as describeExt, type ExtDescription } from "../ext/index.ts";
 import { planFor, renderExt } from "./export.ts";
 
@@ -28,7 +31,10 @@ export interface ImageInfo {
 }
 
 export async function imageInfo(dir: string, tag: string, opts: ImageOptions & { ext?: boolean } = {}): Promise<ImageInfo> {
-  const img = await openImage(dir, tag, { digest: opts.digest });
+  return describeImage(await openImage(dir, tag, { digest: opts.digest }), tag, opts);
+}
+
+export function describeImage(img: PuzzleImage, tag: string, opts: { ext?: boolean } = {}): ImageInfo {
   const m = img.manifest;
   const blobs = new Map<string, number>([[m.manifest.config.digest, m.manifest.config.size]]);
   const chunkTypes = new Set<string>();
@@ -70,15 +76,45 @@ function render(i: ImageInfo): string {
   ].join("\n");
 }
 
+/** `info oci://HOST/REPO[:TAG|@sha256:…]`: the repository's tags, then the image (or every tagged image). */
+async function remoteInfo(ref: string, opts: ImageOptions & { json?: boolean; ext?: boolean }): Promise<void> {
+  const r = parseRemoteRef(ref, { tagOptional: true });
+  const repo = formatRemoteRef({ ...r, tag: undefined, digest: undefined });
+  const client = new RegistryClient(r, await registryClientOptions(r, opts));
+  let allTags: string[];
+  try {
+    allTags = await client.listTags();
+  } finally {
+    client.close();
+  }
+  const one = r.tag !== undefined || r.digest !== undefined;
+  if (!one && opts.digest !== undefined) throw PfsError.usage("--digest pins one image: give oci://HOST/REPO:TAG", "e.g. puzzlefs info oci://127.0.0.1:5000/repo:latest --digest HEX");
+  const refs = one ? [ref] : allTags.map((t) => `${repo}:${t}`);
+  const infos: ImageInfo[] = [];
+  for (const x of refs) {
+    await withImage(x, opts, async (img) => {
+      infos.push(describeImage(img, img.tag, opts));
+    });
+  }
+  if (opts.json) {
+    await writeOut(`${JSON.stringify({ repository: repo, tags: allTags, images: infos }, null, 2)}\n`);
+    return;
+  }
+  const out: string[] = [`repository:      ${repo}`, `tags:            ${allTags.length ? allTags.join(", ") : "(none)"}`];
+  for (const i of infos) out.push("", render(i));
+  await writeOut(`${out.join("\n")}\n`);
+}
+
 export function registerInfo(program: Command): void {
-  addDigestOption(
+  addImageOptions(
     program
       .command("info")
-      .description("Show the tags of an OCI layout and, for each image (or just TAG), its manifest, layers, inode count, logical and stored bytes.")
-      .argument("<OCI_DIR[:TAG]>", "an OCI image layout directory, optionally with one tag")
+      .description("Show the tags of an OCI layout or registry repository and, for each image (or just TAG), its manifest, layers, inode count, logical and stored bytes.")
+      .argument("<OCI_DIR[:TAG]>", "an OCI image layout directory, optionally with one tag; or oci://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST]")
       .option("--json", "print JSON instead of text")
       .option("--ext", "also plan the ext4 image `puzzlefs export`/`serve` would present, and show its geometry"),
   ).action(async (ref: string, opts: ImageOptions & { json?: boolean; ext?: boolean }) => {
+    if (isRemoteRef(ref)) return remoteInfo(ref, opts);
     const { dir, tag } = parseImageRefOptionalTag(ref);
     const layout = await OciLayout.open(dir);
     const allTags = await layout.tags();

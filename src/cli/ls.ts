@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import type { NodeKind, TreeNode } from "../puzzlefs/tree.ts";
 import type { ImageTree } from "../puzzlefs/reader/tree.ts";
-import { addDigestOption, openImageArg, quoteName, resolvePath, toStdout, writeOut, type ImageOptions } from "./image-arg.ts";
+import { addImageOptions, withImage, quoteName, resolvePath, toStdout, writeOut, type ImageOptions } from "./image-arg.ts";
 
 const TYPE_CHAR: Record<NodeKind, string> = { file: "-", dir: "d", lnk: "l", chr: "c", blk: "b", fifo: "p", sock: "s", unknown: "?" };
 
@@ -62,16 +62,15 @@ export async function ls(tree: ImageTree, path: string, opts: { long?: boolean; 
 }
 
 export function registerLs(program: Command): void {
-  addDigestOption(
+  addImageOptions(
     program
       .command("ls")
       .description("List a directory (default /) of a PuzzleFS image.")
-      .argument("<OCI_DIR:TAG>", "the image")
+      .argument("<OCI_DIR:TAG>", "the image: OCI_DIR:TAG, or oci://HOST[:PORT]/REPO:TAG or …/REPO@sha256:DIGEST in a registry")
       .argument("[PATH]", "a path inside the image", "/")
       .option("-l, --long", "long format: mode, inode, uid, gid, size (or major, minor), name, symlink target")
       .option("-R, --recursive", "list subdirectories recursively"),
   ).action(async (ref: string, path: string, opts: ImageOptions & { long?: boolean; recursive?: boolean }) => {
-    const img = await openImageArg(ref, opts);
-    await toStdout(() => ls(img.tree, path, opts));
+    await withImage(ref, opts, (img) => toStdout(() => ls(img.tree, path, opts)));
   });
 }

@@ -11,6 +11,7 @@ import { openExtExports, registerExport } from "./export.ts";
 import { registerExtract } from "./extract.ts";
 import { registerInfo } from "./info.ts";
 import { registerLs } from "./ls.ts";
+import { registerPush } from "./push.ts";
 import { registerServe } from "./serve.ts";
 
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerInfo(program);
   registerLs(program);
   registerCat(program);
+  registerPush(program);
   registerExport(program);
   registerServe(program, { openImage: openExtExports });
   return program;

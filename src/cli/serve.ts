@@ -3,7 +3,7 @@
  *
  *   puzzlefs serve [OCI_DIR] [--tag T ...] [--listen HOST:PORT | --unix PATH]
  *                  [--default-export NAME] [--cache-size 256M] [--max-connections N]
- *                  [--raw NAME=FILE ...]
+ *                  [--raw NAME=FILE ...] [--tls off|on|require ...] [--allow EXPORT=CIDR,... ...]
  *
  * Every option is parsed and validated before anything listens (STYLE.md §11).
  * The NBD server serves a map name → BlockDevice; this module builds that map:
@@ -18,8 +18,11 @@ import type { BlockDevice } from "../common/blockdev.ts";
 import { ErrorCode, PfsError } from "../common/errors.ts";
 import { nameOf } from "../common/names.ts";
 import { RawFileDevice } from "../nbd/rawfile.ts";
-import { type ConnectionStats, type ListenTarget, NbdServer, type RequestErrorInfo } from "../nbd/server.ts";
+import { type AccessDeniedInfo, type ConnectionStats, type ListenTarget, NbdServer, type RequestErrorInfo } from "../nbd/server.ts";
+import { TlsMode } from "../nbd/starttls.ts";
 import { MAX_STRING, NBD_CMD, NBD_E } from "../nbd/wire.ts";
+import { addRegistryOptions, type RegistryCliOptions } from "./remote-args.ts";
+import { type SecurityFlags, type SecurityOptions, checkRuleExports, loadSecurity, registerSecurityOptions, validateSecurity } from "./serve-security.ts";
 
 /** One export the CLI serves: a device plus what to tell people about it. */
 export interface ServedExport {
@@ -32,7 +35,11 @@ export interface ServedExport {
  * (all tags when `tags` is empty). One plan and one chunk cache per export,
  * shared by all its connections; `cacheSize` bytes per export.
  */
-export type ImageExportOpener = (ociDir: string, tags: string[], opts: { cacheSize: number }) => Promise<Map<string, ServedExport>>;
+export type ImageExportOpener = (
+  ociDir: string,
+  tags: string[],
+  opts: { cacheSize: number; registry?: RegistryCliOptions; prefetch?: string[] | null },
+) => Promise<Map<string, ServedExport>>;
 
 export interface ServeDeps {
   openImage?: ImageExportOpener;
@@ -49,6 +56,11 @@ export interface ServeOptions {
   handshakeTimeoutMs: number;
   maxRequests: number;
   maxInflight: number;
+  /** `oci://` images: registry access and the shared blob cache. */
+  registry: RegistryCliOptions;
+  /** `--prefetch`: paths whose files' chunks are fetched in the background; null: off. */
+  prefetch: string[] | null;
+  security: SecurityOptions;
 }
 
 const DEFAULT_PORT = 10809;
@@ -87,7 +99,8 @@ export function parseRaw(s: string): { name: string; file: string } {
   return { name, file: s.slice(i + 1) };
 }
 
-interface RawFlags {
+interface RawFlags extends SecurityFlags, RegistryCliOptions {
+  prefetch?: string | boolean;
   tag?: string[];
   listen?: string;
   unix?: string;
@@ -126,15 +139,34 @@ export function validate(ociDir: string | undefined, f: RawFlags): ServeOptions 
     handshakeTimeoutMs: Math.round(timeout * 1000),
     maxRequests: parsePositiveInt(f.maxRequests, "--max-requests"),
     maxInflight: parseSize(f.maxInflight, "--max-inflight"),
+    registry: {
+      registryAuth: f.registryAuth,
+      registryCa: f.registryCa,
+      insecureRegistry: f.insecureRegistry,
+      registryTimeout: f.registryTimeout,
+      cacheDir: f.cacheDir,
+      cacheMax: f.cacheMax,
+    },
+    prefetch: parsePrefetch(f.prefetch),
+    security: validateSecurity(f),
   };
+}
+
+/** `--prefetch` alone: /etc and /usr/lib; `--prefetch /a,/b`: those. */
+export function parsePrefetch(v: string | boolean | undefined): string[] | null {
+  if (v === undefined || v === false) return null;
+  if (v === true) return ["/etc", "/usr/lib"];
+  const paths = v.split(",").map((p) => p.trim()).filter((p) => p !== "");
+  for (const p of paths) if (!p.startsWith("/")) throw PfsError.usage(`--prefetch: "${p}" is not an absolute path in the image`, "e.g. --prefetch /etc,/usr/lib");
+  return paths.length ? paths : null;
 }
 
 export function registerServe(program: Command, deps: ServeDeps = {}): void {
   const collect = (v: string, prev: string[] = []) => [...prev, v];
-  program
+  const cmd = program
     .command("serve")
     .description("Serve image tags (as read-only ext4 disks) and raw image files over NBD")
-    .argument("[OCI_DIR]", "OCI image layout directory whose tags to serve")
+    .argument("[OCI_DIR]", "OCI image layout directory whose tags to serve, or a registry image oci://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] (fetched lazily)")
     .option("--tag <tag>", "serve only this tag (repeatable); default: every tag", collect)
     .option("--listen <host:port>", `TCP address to listen on (default 127.0.0.1:${DEFAULT_PORT}; 0.0.0.0:PORT for all interfaces)`)
     .option("--unix <path>", "listen on a unix socket instead of TCP")
@@ -145,9 +177,10 @@ export function registerServe(program: Command, deps: ServeDeps = {}): void {
     .option("--handshake-timeout <seconds>", "drop clients still negotiating after this long", "10")
     .option("--max-requests <n>", "requests in flight per connection", "64")
     .option("--max-inflight <size>", "bytes of replies in flight per connection", "64M")
-    .action(async (ociDir: string | undefined, flags: RawFlags) => {
-      await runServe(validate(ociDir, flags), deps);
-    });
+    .option("--prefetch [paths]", "oci:// images: after start, fetch the chunks of files under these comma-separated paths in the background (default /etc,/usr/lib)");
+  addRegistryOptions(registerSecurityOptions(cmd)).action(async (ociDir: string | undefined, flags: RawFlags) => {
+    await runServe(validate(ociDir, flags), deps);
+  });
 }
 
 /** Open every export; on failure close the ones already open. */
@@ -158,7 +191,7 @@ async function openExports(o: ServeOptions, deps: ServeDeps): Promise<Map<string
       if (!deps.openImage) {
         throw PfsError.usage(`${o.ociDir}: serving OCI image directories is not available in this build`, "serve image files with --raw NAME=FILE");
       }
-      for (const [name, e] of await deps.openImage(o.ociDir, o.tags, { cacheSize: o.cacheSize })) out.set(name, e);
+      for (const [name, e] of await deps.openImage(o.ociDir, o.tags, { cacheSize: o.cacheSize, registry: o.registry, prefetch: o.prefetch })) out.set(name, e);
     }
     for (const r of o.raw) {
       if (out.has(r.name)) throw PfsError.usage(`--raw: export name "${r.name}" is already a tag of ${o.ociDir}`, "choose another NAME");
@@ -195,19 +228,49 @@ async function clearStaleSocket(path: string): Promise<void> {
 
 const shq = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`);
 
-/** The lines printed once the server is ready: how to attach each export. */
-export function attachInstructions(target: ListenTarget, exports: Map<string, { size: number; description: string }>, defaultExport: string): string[] {
+/** How clients must connect, for the attach lines: TLS mode and credential kind. */
+export interface AttachTls {
+  mode: TlsMode;
+  psk: boolean;
+  verifyPeer: boolean;
+}
+
+/**
+ * The lines printed once the server is ready: how to attach each export.
+ * With TLS the URIs are nbds:// (libnbd reads ca-cert.pem, client-cert.pem,
+ * client-key.pem from the tls-certificates directory) and nbd-client gets its
+ * certificate flags; the file names are placeholders for the client's own.
+ */
+export function attachInstructions(target: ListenTarget, exports: Map<string, { size: number; description: string }>, defaultExport: string, tls?: AttachTls): string[] {
   const lines: string[] = [];
+  const secure = tls !== undefined && tls.mode !== TlsMode.OFF;
   const where = "path" in target ? `unix socket ${target.path}` : `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
-  lines.push(`puzzlefs serve: listening on ${where}; ${exports.size} export${exports.size === 1 ? "" : "s"}, default "${defaultExport}"`);
+  const how = !secure ? "" : `; TLS ${tls.mode === TlsMode.REQUIRE ? "required" : "offered"}${tls.psk ? " (pre-shared keys)" : tls.verifyPeer ? " (client certificates required)" : ""}`;
+  lines.push(`puzzlefs serve: listening on ${where}; ${exports.size} export${exports.size === 1 ? "" : "s"}, default "${defaultExport}"${how}`);
+  const scheme = secure ? "nbds" : "nbd";
+  const query = !secure ? "" : tls.psk ? "tls-psk-file=PSKFILE" : "tls-certificates=DIR";
+  const user = secure && tls.psk ? "USERNAME@" : "";
   for (const [name, e] of exports) {
     const enc = encodeURIComponent(name);
-    const uri = "path" in target ? `nbd+unix:///${enc}?socket=${target.path}` : `nbd://${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}/${enc}`;
+    const uri =
+      "path" in target
+        ? `${scheme}+unix:///${enc}?socket=${target.path}${query ? `&${query}` : ""}`
+        : `${scheme}://${user}${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}/${enc}${query ? `?${query}` : ""}`;
     const conn = "path" in target ? `-unix ${shq(target.path)}` : `${shq(target.host)} ${target.port}`;
     lines.push(`export "${name}": ${e.size} bytes, ${e.description}`);
     lines.push(`  uri:        ${uri}`);
-    lines.push(`  nbd-client: nbd-client ${conn} /dev/nbd0 -N ${shq(name)} -R -b 4096`);
-    lines.push(`  qemu:       qemu-system-x86_64 ... -drive ${shq(`file=${uri},format=raw,if=virtio,readonly=on`)}`);
+    if (!secure) {
+      lines.push(`  nbd-client: nbd-client ${conn} /dev/nbd0 -N ${shq(name)} -R -b 4096`);
+      lines.push(`  qemu:       qemu-system-x86_64 ... -drive ${shq(`file=${uri},format=raw,if=virtio,readonly=on`)}`);
+    } else if (!tls.psk) {
+      const certs = tls.verifyPeer ? " -certfile client-cert.pem -keyfile client-key.pem" : "";
+      lines.push(`  nbd-client: nbd-client ${conn} /dev/nbd0 -N ${shq(name)} -R -b 4096 -cacertfile ca-cert.pem${certs}`);
+      // QEMU option values escape a comma by doubling it.
+      const q = (v: string | number) => String(v).replaceAll(",", ",,");
+      const server = "path" in target ? `server.type=unix,server.path=${q(target.path)}` : `server.type=inet,server.host=${q(target.host)},server.port=${target.port}`;
+      const dev = `driver=nbd,node-name=nbd0,${server},export=${q(name)},tls-creds=tls0,read-only=on`;
+      lines.push(`  qemu:       qemu-system-x86_64 ... -object tls-creds-x509,id=tls0,dir=DIR,endpoint=client -blockdev ${shq(dev)} -device virtio-blk-pci,drive=nbd0`);
+    }
   }
   return lines;
 }
@@ -222,7 +285,12 @@ function human(n: number): string {
 export function connectionLine(s: ConnectionStats): string {
   const secs = ((Date.now() - s.startedAt) / 1000).toFixed(2);
   const exp = s.export === undefined ? "no export" : `export "${s.export}"`;
-  return `puzzlefs serve: conn#${s.id} ${s.client} ${exp}: ${s.requests} requests, ${human(s.bytes)} read, ${s.errors} errors, ${secs} s, ${s.hard ? "dropped" : "closed"}: ${s.reason}`;
+  const tls = s.tls ? `; ${s.tls.protocol}${s.tls.identity ? ` as ${s.tls.identity}` : ""}` : "";
+  return `puzzlefs serve: conn#${s.id} ${s.client} ${exp}: ${s.requests} requests, ${human(s.bytes)} read, ${s.errors} errors, ${secs} s, ${s.hard ? "dropped" : "closed"}: ${s.reason}${tls}`;
+}
+
+export function accessDeniedLine(d: AccessDeniedInfo): string {
+  return `puzzlefs serve: conn#${d.id} ${d.client}: ${d.option} "${d.export}" refused by the access rules -> ${d.answer}`;
 }
 
 export function requestErrorLine(e: RequestErrorInfo): string {
@@ -232,11 +300,17 @@ export function requestErrorLine(e: RequestErrorInfo): string {
 
 /** Serve until SIGINT/SIGTERM, then finish in-flight replies and return. */
 export async function runServe(o: ServeOptions, deps: ServeDeps = {}): Promise<void> {
+  // TLS files and access rules first: they are cheap to check, opening images is not.
+  const security = await loadSecurity(o.security);
   const exports = await openExports(o, deps);
   const err = (line: string) => process.stderr.write(`${line}\n`);
   let server: NbdServer;
   try {
+    checkRuleExports(security.access, [...exports.keys()]);
     server = new NbdServer({
+      tls: security.tls,
+      access: security.access,
+      denyAs: security.denyAs,
       exports,
       defaultExport: o.defaultExport,
       maxConnections: o.maxConnections,
@@ -246,6 +320,7 @@ export async function runServe(o: ServeOptions, deps: ServeDeps = {}): Promise<v
     });
     server.on("connection-end", (s: ConnectionStats) => err(connectionLine(s)));
     server.on("request-error", (e: RequestErrorInfo) => err(requestErrorLine(e)));
+    server.on("access-denied", (d: AccessDeniedInfo) => err(accessDeniedLine(d)));
     server.on("connection-refused", (d: { remoteAddress?: string } | undefined) =>
       err(`puzzlefs serve: refused a connection from ${d?.remoteAddress ?? "?"}: --max-connections ${o.maxConnections} reached`),
     );
@@ -262,7 +337,8 @@ export async function runServe(o: ServeOptions, deps: ServeDeps = {}): Promise<v
   const bound = server.address();
   const target: ListenTarget = typeof bound === "string" ? { path: bound } : { host: (o.listen as { host: string }).host, port: bound.port };
   const info = new Map([...exports].map(([n, e]) => [n, { size: e.device.size, description: e.description }]));
-  process.stdout.write(`${attachInstructions(target, info, server.opts.defaultExport).join("\n")}\n`);
+  const tls = security.tls && { mode: security.tls.mode, psk: security.tls.psk, verifyPeer: security.tls.verifyPeer };
+  process.stdout.write(`${attachInstructions(target, info, server.opts.defaultExport, tls).join("\n")}\n`);
 
   let onSignal: (sig: NodeJS.Signals) => void = () => {};
   await new Promise<void>((resolve) => {

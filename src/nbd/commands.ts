@@ -12,7 +12,7 @@ import { ErrorCode, PfsError } from "../common/errors.ts";
 import { log } from "../common/debug.ts";
 import type { BufferPool } from "./bufpool.ts";
 import { ReplyMode, type Replies, type StatusExtent } from "./replies.ts";
-import type { NbdRequest } from "./session.ts";
+import type { NbdRequest } from "./requests.ts";
 import { BASE_ALLOCATION_ID, NBD_CMD, NBD_CMD_FLAG, NBD_E, NBD_STATE } from "./wire.ts";
 
 export interface CommandResult {

@@ -35,11 +35,21 @@ export interface ExportInfo {
   readonly description?: string;
 }
 
+/** Why a client may not open an export, and the reply that tells it (access control). */
+export interface Refusal {
+  /** NBD_REP_ERR_POLICY, or NBD_REP_ERR_UNKNOWN to hide that the export exists. */
+  reply: typeof NBD_REP.ERR_POLICY | typeof NBD_REP.ERR_UNKNOWN;
+  /** For the server's log; never sent to the client. */
+  reason: string;
+}
+
 export interface ExportCatalog {
-  /** Export names for NBD_OPT_LIST, in listing order. */
+  /** Export names for NBD_OPT_LIST, in listing order (only those this client may open). */
   names(): readonly string[];
   /** Look a name up; "" is the default export. */
   lookup(name: string): ExportInfo | undefined;
+  /** Why this client may not open `info`; undefined (or no method) when it may. */
+  refusal?(info: ExportInfo): Refusal | undefined;
 }
 
 /** State that options change and transmission depends on. */
@@ -57,6 +67,8 @@ export interface OptionOutcome {
   go?: ExportInfo;
   /** NBD_OPT_ABORT: soft disconnect after the ACK. */
   abort?: boolean;
+  /** The access policy refused this export (the reply says so). */
+  refused?: { export: string; reply: number };
 }
 
 /** "NBD_REP_INFO, NBD_REP_ACK" or "NBD_REP_ERR_UNKNOWN (message)": replies for a log line. */
@@ -121,6 +133,17 @@ function err(option: number, type: number, message: string): OptionOutcome {
 function unknownExport(option: number, name: string, catalog: ExportCatalog): OptionOutcome {
   return err(option, NBD_REP.ERR_UNKNOWN, `export "${name}" not found; this server has: ${catalog.names().map((n) => `"${n}"`).join(", ")}`);
 }
+/**
+ * Access control: the refused export's reply. As ERR_UNKNOWN it is the very
+ * reply an unknown name gets (catalog.names() already leaves the export out),
+ * so the client cannot tell the two apart.
+ */
+function refuse(option: number, name: string, info: ExportInfo, catalog: ExportCatalog): OptionOutcome | undefined {
+  const no = catalog.refusal?.(info);
+  if (!no) return undefined;
+  const out = no.reply === NBD_REP.ERR_UNKNOWN ? unknownExport(option, name, catalog) : err(option, NBD_REP.ERR_POLICY, `access to export "${name}" is not allowed from this client`);
+  return { ...out, refused: { export: info.name, reply: no.reply } };
+}
 
 export function handleOption(neg: Negotiated, catalog: ExportCatalog, option: number, data: Buffer): OptionOutcome {
   // During shutdown everything but ABORT gets ERR_SHUTDOWN (proto.md "Termination ... during option haggling").
@@ -179,6 +202,8 @@ function optInfoGo(neg: Negotiated, catalog: ExportCatalog, option: number, data
   for (let i = 0; i < n; i++) requested.add(r.u16()!);
   const info = catalog.lookup(name!);
   if (!info) return unknownExport(option, name!, catalog);
+  const refused = refuse(option, name!, info, catalog);
+  if (refused) return refused;
 
   const replies = [reply(option, NBD_REP.INFO, encodeInfoExport(info.size, transmissionFlags(neg)))];
   if (requested.has(NBD_INFO.NAME)) replies.push(reply(option, NBD_REP.INFO, encodeInfoString(NBD_INFO.NAME, info.name)));
@@ -227,6 +252,8 @@ function optMetaContext(neg: Negotiated, catalog: ExportCatalog, option: number,
   }
   const info = catalog.lookup(name!);
   if (!info) return unknownExport(option, name!, catalog);
+  const refused = refuse(option, name!, info, catalog);
+  if (refused) return refused;
 
   // base:allocation is our only context. LIST: no queries means "all", and
   // "base:" is a wildcard; SET: only the exact name selects it. Unknown

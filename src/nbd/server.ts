@@ -9,21 +9,23 @@
  * socket. Otherwise the socket is paused, so a client that never reads its
  * replies costs at most maxBytesInFlight + one 32 MiB reply, and its unread
  * requests wait in the kernel.
+ *
+ * Each client is a Connection (connection.ts), which also performs the
+ * STARTTLS upgrade with the server's TLS context (tls.ts). Access control:
+ * each connection gets its own view of the export catalog, in which exports
+ * its address may not open are unlisted and refused (access.ts).
  */
 import { EventEmitter } from "node:events";
 import { type AddressInfo, type Server, type Socket, createServer } from "node:net";
 import type { BlockDevice } from "../common/blockdev.ts";
 import { log } from "../common/debug.ts";
 import { PfsError } from "../common/errors.ts";
+import { type ClientAddress, DenyAs } from "./access.ts";
 import { BufferPool } from "./bufpool.ts";
-import { execute } from "./commands.ts";
+import { Connection } from "./connection.ts";
 import type { ExportCatalog, ExportInfo } from "./options.ts";
-import { type NbdRequest, Session, type SessionEvent, State } from "./session.ts";
-import { nameOf } from "../common/names.ts";
-import { MAX_PAYLOAD, NBD_CMD, NBD_E } from "./wire.ts";
-
-/** Replies written in one tick are batched into one writev up to this many bytes. */
-const CORK_FLUSH_BYTES = 256 * 1024;
+import type { ServerTls, TlsPeer } from "./tls.ts";
+import { MAX_PAYLOAD, NBD_REP } from "./wire.ts";
 
 export interface NbdExport {
   device: BlockDevice;
@@ -45,6 +47,12 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   /** How long close() waits for in-flight replies before dropping connections. Default 10 s. */
   shutdownGraceMs?: number;
+  /** STARTTLS support (mode on or require); absent: TLS off (STARTTLS gets ERR_POLICY). */
+  tls?: ServerTls;
+  /** Which client may open which export (access.ts AccessRules); absent: everyone, everything. */
+  access?: { allows(exportName: string, client: ClientAddress): boolean };
+  /** How a refused client is answered. Default "policy" (NBD_REP_ERR_POLICY). */
+  denyAs?: DenyAs;
 }
 
 export interface ConnectionStats {
@@ -61,6 +69,19 @@ export interface ConnectionStats {
   reason: string;
   /** True if it ended by a hard disconnect (protocol violation, timeout, socket error). */
   hard: boolean;
+  /** Set once STARTTLS succeeded. */
+  tls?: TlsPeer;
+}
+
+/** A client was refused an export by the access rules (one per refused option). */
+export interface AccessDeniedInfo {
+  id: number;
+  client: string;
+  export: string;
+  /** NBD_OPT_GO, NBD_OPT_INFO, ... */
+  option: string;
+  /** What the client was told: "NBD_REP_ERR_POLICY", "NBD_REP_ERR_UNKNOWN", or "disconnect" (EXPORT_NAME). */
+  answer: string;
 }
 
 export interface RequestErrorInfo {
@@ -76,8 +97,10 @@ export interface RequestErrorInfo {
 
 export type ListenTarget = { host: string; port: number } | { path: string };
 
+type Resolved = Required<Omit<ServerOptions, "defaultExport" | "tls" | "access">> & Pick<ServerOptions, "tls" | "access"> & { defaultExport: string };
+
 export class NbdServer extends EventEmitter {
-  readonly opts: Required<Omit<ServerOptions, "defaultExport">> & { defaultExport: string };
+  readonly opts: Resolved;
   readonly catalog: ExportCatalog;
   private readonly infos = new Map<string, ExportInfo>();
   private readonly net: Server;
@@ -103,6 +126,9 @@ export class NbdServer extends EventEmitter {
       maxBytesInFlight: Math.max(options.maxBytesInFlight ?? 64 * 1024 * 1024, MAX_PAYLOAD),
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
       shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
+      tls: options.tls,
+      access: options.access,
+      denyAs: options.denyAs ?? DenyAs.POLICY,
     };
     for (const [name, e] of options.exports) {
       if (!Number.isSafeInteger(e.device.size) || e.device.size < 0) throw PfsError.internal(`export "${name}": bad size ${e.device.size}`);
@@ -118,6 +144,21 @@ export class NbdServer extends EventEmitter {
       log.nbd("connection from %s refused: %d connections open", d?.remoteAddress, this.opts.maxConnections);
       this.emit("connection-refused", d);
     });
+  }
+
+  /** The catalog as one client sees it: exports it may not open are unlisted and refused. */
+  catalogFor(client: ClientAddress): ExportCatalog {
+    const access = this.opts.access;
+    if (!access) return this.catalog;
+    const base = this.catalog;
+    const names = base.names().filter((n) => access.allows(n, client));
+    const reply = this.opts.denyAs === DenyAs.UNKNOWN ? NBD_REP.ERR_UNKNOWN : NBD_REP.ERR_POLICY;
+    const who = client.kind === "unix" ? "a unix-socket client" : client.address;
+    return {
+      names: () => names,
+      lookup: (name) => base.lookup(name),
+      refusal: (info) => (access.allows(info.name, client) ? undefined : { reply, reason: `no access rule admits ${who}` }),
+    };
   }
 
   get connectionCount(): number {
@@ -190,219 +231,4 @@ export class NbdServer extends EventEmitter {
 
 function describeTarget(t: ListenTarget): string {
   return "path" in t ? t.path : `${t.host}:${t.port}`;
-}
-
-/** One client socket: feeds the session, runs its requests, writes replies whole. */
-class Connection {
-  readonly stats: ConnectionStats;
-  private readonly session: Session;
-  private device: BlockDevice | undefined;
-  private executing = 0;
-  private reserved = 0;
-  private ending: { hard: boolean; reason: string } | undefined;
-  private paused = true;
-  private corked = false;
-  private corkedBytes = 0;
-  private handshakeTimer: NodeJS.Timeout | undefined;
-  private closed = false;
-  private peerEnded = false;
-
-  constructor(
-    private readonly server: NbdServer,
-    private readonly socket: Socket,
-    id: number,
-  ) {
-    const client = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : "unix";
-    this.stats = { id, client, export: undefined, startedAt: Date.now(), requests: 0, bytes: 0, errors: 0, reason: "", hard: false };
-    this.session = new Session(server.catalog, { tag: `conn#${id} ` });
-    socket.on("close", () => this.onClose());
-    socket.on("error", (e) => this.fail(`socket error: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
-  }
-
-  start(): void {
-    const s = this.socket;
-    log.nbd("conn#%d from %s", this.stats.id, this.stats.client);
-    s.setNoDelay(true); // proto.md "Protocol phases": both sides SHOULD disable Nagle
-    if (s.remoteAddress) s.setKeepAlive(true, 60_000);
-    s.on("data", (chunk: Buffer) => {
-      this.session.push(chunk);
-      this.pump();
-    });
-    s.on("end", () => {
-      // Requests may still wait unparsed (caps reached): EOF counts once they are done.
-      this.peerEnded = true;
-      this.pump();
-    });
-    s.on("drain", () => this.pump());
-    this.handshakeTimer = setTimeout(() => {
-      if (this.session.state !== State.TRANSMISSION) this.destroy(`handshake not finished after ${this.server.opts.handshakeTimeoutMs} ms`);
-    }, this.server.opts.handshakeTimeoutMs);
-    this.pump();
-  }
-
-  /** Parse and dispatch as much as the limits allow; pause the socket when they don't. */
-  private pump(): void {
-    try {
-      this.pumpUnsafe();
-    } catch (e) {
-      // A bug in the session must cost this connection only, never the server.
-      this.fail(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    }
-  }
-
-  private pumpUnsafe(): void {
-    const o = this.server.opts;
-    while (!this.ending && !this.closed) {
-      if (this.executing >= o.maxRequestsInFlight || this.reserved + this.socket.writableLength >= o.maxBytesInFlight) {
-        this.setPaused(true);
-        return;
-      }
-      const ev = this.session.poll();
-      if (!ev) {
-        if (this.peerEnded) this.handle(this.session.eof());
-        break;
-      }
-      this.handle(ev);
-    }
-    if (this.ending) this.maybeFinish();
-    else this.setPaused(false);
-  }
-
-  private setPaused(p: boolean): void {
-    if (p === this.paused || this.closed) return;
-    this.paused = p;
-    if (p) this.socket.pause();
-    else this.socket.resume();
-  }
-
-  private handle(ev: SessionEvent): void {
-    switch (ev.kind) {
-      case "send":
-        this.write(ev.data);
-        break;
-      case "ready":
-        clearTimeout(this.handshakeTimer);
-        this.stats.export = ev.export.name;
-        this.device = this.server.deviceFor(ev.export.name);
-        log.nbd("conn#%d: transmission on %j", this.stats.id, ev.export.name);
-        break;
-      case "request":
-        this.dispatch(ev.req);
-        break;
-      case "end":
-        if (this.ending) break;
-        this.ending = { hard: ev.hard, reason: ev.reason };
-        if (ev.hard) this.stats.errors++;
-        this.setPaused(true);
-        this.maybeFinish();
-        break;
-    }
-  }
-
-  private dispatch(req: NbdRequest): void {
-    const bytes = req.type === NBD_CMD.READ ? req.length : 0;
-    this.executing++;
-    this.reserved += bytes;
-    this.stats.requests++;
-    const replies = this.session.replies;
-    execute(req, this.device!, replies, this.server.pool)
-      .then((res) => {
-        this.write(res.data, res.owned);
-        this.stats.bytes += res.bytes;
-        if (res.error) this.requestFailed(req, res.error.errno, res.error.cause);
-      })
-      .catch((e: unknown) => this.fail(`internal error: ${e instanceof Error ? e.message : String(e)}`))
-      .finally(() => {
-        this.executing--;
-        this.reserved -= bytes;
-        this.pump();
-      });
-  }
-
-  private requestFailed(req: NbdRequest, errno: number, error: unknown): void {
-    const { id, client, export: name } = this.stats;
-    this.stats.errors++;
-    const info: RequestErrorInfo = { id, client, export: name, type: req.type, offset: req.offset, length: req.length, errno, error };
-    log.nbd("conn#%d NBD_CMD_%s @%d+%d -> NBD_%s: %s", id, nameOf(NBD_CMD, req.type), req.offset, req.length, nameOf(NBD_E, errno), error instanceof Error ? error.message : String(error));
-    this.server.emit("request-error", info);
-  }
-
-  /**
-   * Write one reply; replies finishing in the same tick go out in one writev.
-   * Pool buffers in `owned` go back once the socket has taken the last byte.
-   */
-  private write(data: Uint8Array[], owned?: Uint8Array[]): void {
-    const s = this.socket;
-    const pool = this.server.pool;
-    if (this.closed || s.writableEnded || s.destroyed) {
-      if (owned) for (const b of owned) pool.release(b);
-      return;
-    }
-    if (!this.corked) {
-      this.corked = true;
-      s.cork();
-      process.nextTick(() => this.uncork());
-    }
-    const last = data.length - 1;
-    for (let i = 0; i < last; i++) this.corkedBytes += data[i]!.length, s.write(data[i]!);
-    this.corkedBytes += data[last]!.length;
-    // The callback runs once (with an error if the socket dies first).
-    if (owned) s.write(data[last]!, () => owned.forEach((b) => pool.release(b)));
-    else s.write(data[last]!);
-    // Flush big batches at once: their bytes are still in the CPU cache from the read.
-    if (this.corkedBytes >= CORK_FLUSH_BYTES) this.uncork();
-  }
-
-  private uncork(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    this.corkedBytes = 0;
-    this.socket.uncork();
-  }
-
-  /** Close once nothing is executing (soft) or right away (hard), after queued writes. */
-  private maybeFinish(): void {
-    const e = this.ending;
-    if (!e || this.closed) return;
-    if (!e.hard && this.executing > 0) return;
-    this.stats.reason ||= e.reason;
-    this.stats.hard ||= e.hard;
-    if (this.socket.writableEnded) return;
-    this.socket.end();
-    // end() flushes queued replies first; a peer that never reads must not keep us.
-    setTimeout(() => this.destroy(`${e.reason} (peer did not read the last replies)`), 2_000).unref();
-  }
-
-  /** Server shutdown: stop taking requests, finish those in flight, then EOF. */
-  shutdown(): void {
-    this.session.shutdown();
-    if (this.session.state !== State.TRANSMISSION) return this.destroy("server is shutting down");
-    this.handle({ kind: "end", hard: false, reason: "server shutdown" });
-  }
-
-  private fail(reason: string): void {
-    this.stats.errors++;
-    this.destroy(reason);
-  }
-
-  destroy(reason: string): void {
-    if (this.closed) return;
-    if (!this.stats.reason) {
-      this.stats.reason = reason;
-      this.stats.hard = true;
-    }
-    log.nbd("conn#%d: dropped: %s", this.stats.id, reason);
-    this.socket.destroy();
-  }
-
-  private onClose(): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.handshakeTimer);
-    if (!this.stats.reason) {
-      this.stats.reason = "peer closed the connection";
-      this.stats.hard = true;
-    }
-    this.server.connectionEnded(this);
-  }
 }

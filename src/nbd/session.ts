@@ -14,7 +14,11 @@
  *   OPTIONS --NBD_OPT_GO ACK, or NBD_OPT_EXPORT_NAME of a known export--> TRANSMISSION
  *   OPTIONS --any other option: replies, stay----------------------------> OPTIONS
  *   OPTIONS --NBD_OPT_ABORT (after the ACK)------------------------------> CLOSED
- *   OPTIONS --bad magic, oversized option, EXPORT_NAME unknown----------> DEAD
+ *   OPTIONS --NBD_OPT_STARTTLS accepted (after the ACK)------------------> START_TLS
+ *   START_TLS --tlsEstablished(): negotiated state forgotten------------> OPTIONS
+ *   START_TLS --any byte before the handshake (clear-text injection)----> DEAD
+ *   OPTIONS --bad magic, oversized option, EXPORT_NAME unknown or refused,
+ *             EXPORT_NAME before TLS in require mode------------------> DEAD
  *   TRANSMISSION --request: reply or request event, stay----------------> TRANSMISSION
  *   TRANSMISSION --NBD_CMD_DISC------------------------------------------> CLOSED
  *   TRANSMISSION --bad magic, payload > 32 MiB--------------------------> DEAD
@@ -23,6 +27,10 @@
  * Recoverable faults (unknown option, bad export name, out-of-range read,
  * write to the read-only export) are answered and the session goes on;
  * protocol violations end it (DEAD = hard disconnect).
+ *
+ * TLS (starttls.ts): the session only decides; on an accepted STARTTLS it
+ * emits the ACK and a "starttls" event, and waits in START_TLS until the
+ * server has done the handshake and calls tlsEstablished().
  */
 import { log } from "../common/debug.ts";
 import { ErrorCode, PfsError } from "../common/errors.ts";
@@ -30,20 +38,20 @@ import { nameOf } from "../common/names.ts";
 import { ByteQueue } from "./bytequeue.ts";
 import { type ExportCatalog, type ExportInfo, type Negotiated, describeReplies, handleOption, transmissionFlags } from "./options.ts";
 import { ReplyMode, Replies } from "./replies.ts";
+import { type NbdRequest, checkRequest } from "./requests.ts";
+import { type TlsGate, TlsMode, tlsGate } from "./starttls.ts";
 import {
   CLIENT_FLAGS,
   EXTENDED_REQUEST,
   MAX_PAYLOAD,
   NBD_CMD,
   NBD_CMD_FLAG,
-  NBD_E,
   NBD_FLAG_C,
   NBD_MAGIC,
   NBD_OPT,
   NBD_REP,
   OPTION_REQUEST,
   REQUEST,
-  type RequestHeader,
   decodeOptionHeader,
   decodeRequest,
   encodeExportNameReply,
@@ -51,26 +59,19 @@ import {
   encodeOptionReply,
 } from "./wire.ts";
 
+/** Re-exported: callers got it from here before the request checks moved to requests.ts. */
+export type { NbdRequest };
+
 export const State = {
   AWAIT_CLIENT_FLAGS: "AwaitClientFlags",
   OPTIONS: "Options",
+  /** STARTTLS was acknowledged; waiting for the server to finish the TLS handshake. */
+  START_TLS: "StartTls",
   TRANSMISSION: "Transmission",
   CLOSED: "Closed",
   DEAD: "Dead",
 } as const;
 export type State = (typeof State)[keyof typeof State];
-
-/** A validated request that needs the export's BlockDevice. */
-export interface NbdRequest {
-  type: typeof NBD_CMD.READ | typeof NBD_CMD.CACHE | typeof NBD_CMD.BLOCK_STATUS;
-  flags: number;
-  cookie: bigint;
-  /** Checked: 0 ≤ offset, offset + length ≤ export size, length ≥ 1. */
-  offset: number;
-  length: number;
-  /** The request's offset field as sent, echoed in extended reply headers. */
-  rawOffset: bigint;
-}
 
 export type SessionEvent =
   /** Write these buffers, in order, as one unit. */
@@ -78,6 +79,10 @@ export type SessionEvent =
   /** Transmission begins on this export. */
   | { kind: "ready"; export: ExportInfo }
   | { kind: "request"; req: NbdRequest }
+  /** The STARTTLS ACK (sent just before) is the last clear-text byte: upgrade the connection now. */
+  | { kind: "starttls" }
+  /** The access policy refused this client an export (already answered, or followed by "end"). */
+  | { kind: "refused"; option: number; export: string; reply: number }
   /** The session is over. hard: drop the connection; else finish in-flight work, then close. */
   | { kind: "end"; hard: boolean; reason: string; error?: PfsError };
 
@@ -86,6 +91,8 @@ export interface SessionOptions {
   maxOptionLength?: number;
   /** Prefix of this session's debug log lines, e.g. "conn#3 ". */
   tag?: string;
+  /** The server's TLS mode (starttls.ts). Default off. */
+  tls?: TlsMode;
 }
 
 /** Largest option data we buffer: names and queries are ≤ 4096 bytes each. */
@@ -105,10 +112,13 @@ export class Session {
   private metaActive = false;
   private readonly maxOptionLength: number;
   private readonly tag: string;
+  private readonly tlsMode: TlsMode;
+  private _tls = false;
 
   constructor(private readonly catalog: ExportCatalog, opts: SessionOptions = {}) {
     this.maxOptionLength = opts.maxOptionLength ?? DEFAULT_MAX_OPTION_LENGTH;
     this.tag = opts.tag ?? "";
+    this.tlsMode = opts.tls ?? TlsMode.OFF;
     this.outbox.push({ kind: "send", data: [encodeGreeting()] });
   }
 
@@ -123,6 +133,10 @@ export class Session {
     if (!this._replies) throw PfsError.internal("session.replies used before transmission");
     return this._replies;
   }
+  /** True once tlsEstablished() was called. */
+  get tls(): boolean {
+    return this._tls;
+  }
   /** Bytes received but not yet parsed. */
   get buffered(): number {
     return this.input.length;
@@ -131,6 +145,22 @@ export class Session {
   push(chunk: Uint8Array): void {
     if (this._state === State.CLOSED || this._state === State.DEAD) return;
     this.input.push(chunk);
+  }
+
+  /**
+   * The server finished the TLS handshake that the "starttls" event asked for.
+   * Everything negotiated before is forgotten (proto.md NBD_OPT_STARTTLS: "the
+   * server MUST NOT preserve any negotiation state"); the client flags stay,
+   * they belong to the handshake, not to an option.
+   */
+  tlsEstablished(): void {
+    if (this._state !== State.START_TLS) throw PfsError.internal(`tlsEstablished() in state ${this._state}`);
+    this._tls = true;
+    this.neg.structured = false;
+    this.neg.extended = false;
+    this.neg.metaExport = undefined;
+    this._state = State.OPTIONS;
+    log.nbd("%sTLS established; negotiated state reset", this.tag);
   }
 
   /** Server shutdown: answer further options with ERR_SHUTDOWN and requests with ESHUTDOWN. */
@@ -167,6 +197,11 @@ export class Session {
         return this.stepOption();
       case State.TRANSMISSION:
         return this.discard ? this.stepDiscard() : this.stepRequest();
+      case State.START_TLS:
+        // Only TLS records may follow the ACK, and they go to the TLS layer, never here.
+        if (this.input.length === 0) return false;
+        this.outbox.push(this.die(`${this.input.length} clear-text bytes after NBD_OPT_STARTTLS was acknowledged`));
+        return true;
       default:
         return false;
     }
@@ -218,11 +253,15 @@ export class Session {
     const { option, length } = this.option;
     this.option = undefined;
     const data = this.input.take(length);
+    // During shutdown every option gets ERR_SHUTDOWN (options.ts), STARTTLS included.
+    const gate = this.neg.shuttingDown ? undefined : tlsGate(this.tlsMode, this._tls, option, length);
+    if (gate && gate.kind !== "pass") return this.tlsOption(option, gate);
     if (option === NBD_OPT.EXPORT_NAME) return this.exportName(data);
 
     const out = handleOption(this.neg, this.catalog, option, data);
     log.nbd("%sNBD_OPT_%s (%d bytes) -> %s", this.tag, nameOf(NBD_OPT, option), length, describeReplies(out.replies));
     this.outbox.push({ kind: "send", data: out.replies });
+    if (out.refused) this.outbox.push({ kind: "refused", option, export: out.refused.export, reply: out.refused.reply });
     if (out.abort) {
       this._state = State.CLOSED;
       this.outbox.push({ kind: "end", hard: false, reason: "NBD_OPT_ABORT" });
@@ -232,7 +271,27 @@ export class Session {
     return true;
   }
 
-  /** NBD_OPT_EXPORT_NAME cannot return an error: unknown export → hard disconnect. */
+  /** STARTTLS, or an option that the TLS rules answer instead of the option handlers. */
+  private tlsOption(option: number, gate: Exclude<TlsGate, { kind: "pass" }>): boolean {
+    const name = `NBD_OPT_${nameOf(NBD_OPT, option)}`;
+    if (gate.kind === "die") {
+      this.outbox.push(this.die(gate.why));
+    } else if (gate.kind === "reply") {
+      log.nbd("%s%s -> %s", this.tag, name, describeReplies([gate.reply]));
+      this.outbox.push({ kind: "send", data: [gate.reply] });
+    } else if (this.input.length > 0) {
+      // The client may not send a byte before it has read our ACK; bytes already
+      // here were sent in clear text and must never be taken as TLS-protected.
+      this.outbox.push(this.die(`${this.input.length} bytes sent after NBD_OPT_STARTTLS without waiting for its reply`));
+    } else {
+      log.nbd("%s%s -> NBD_REP_ACK; starting TLS", this.tag, name);
+      this._state = State.START_TLS;
+      this.outbox.push({ kind: "send", data: [gate.reply] }, { kind: "starttls" });
+    }
+    return true;
+  }
+
+  /** NBD_OPT_EXPORT_NAME cannot return an error: unknown or refused export → hard disconnect. */
   private exportName(data: Buffer): boolean {
     if (this.neg.extended) {
       this.outbox.push(this.die("NBD_OPT_EXPORT_NAME after extended headers were negotiated"));
@@ -240,6 +299,12 @@ export class Session {
     }
     const name = data.toString("utf8");
     const info = this.catalog.lookup(name);
+    const refusal = info && this.catalog.refusal?.(info);
+    if (info && refusal) {
+      this.outbox.push({ kind: "refused", option: NBD_OPT.EXPORT_NAME, export: info.name, reply: refusal.reply });
+      this.outbox.push(this.die(`NBD_OPT_EXPORT_NAME: export "${info.name}": ${refusal.reason}`));
+      return true;
+    }
     if (!info || this.neg.shuttingDown) {
       this.outbox.push(this.die(info ? "server is shutting down" : `NBD_OPT_EXPORT_NAME: export "${name}" not found`));
       return true;
@@ -285,93 +350,16 @@ export class Session {
       this.outbox.push(this.die(`${nameOf(NBD_CMD, h.type)} payload of ${payload} bytes exceeds ${MAX_PAYLOAD}`));
       return true;
     }
-    const ev = this.validate(h, hasPayload);
-    if (ev.kind === "send" && payload > 0n) {
+    const v = checkRequest(h, hasPayload, { neg: this.neg, metaActive: this.metaActive, exportSize: this._export!.size, replies: this.replies, tag: this.tag });
+    if (v.kind === "disc") {
+      this._state = State.CLOSED;
+      this.outbox.push({ kind: "end", hard: false, reason: "NBD_CMD_DISC" });
+    } else if (v.kind === "send" && payload > 0n) {
       // The payload must be consumed before the next header; reply once it is.
-      this.discard = { left: Number(payload), reply: ev.data[0]! };
+      this.discard = { left: Number(payload), reply: v.data[0]! };
     } else {
-      this.outbox.push(ev);
+      this.outbox.push(v);
     }
     return true;
-  }
-
-  /** Check one request against the negotiated state and the export; reply or pass it on. */
-  private validate(h: RequestHeader, hasPayload: boolean): SessionEvent {
-    const R = this.replies;
-    const name = nameOf(NBD_CMD, h.type);
-    const fail = (errno: number, why: string): SessionEvent => {
-      log.nbd("%sNBD_CMD_%s cookie %s: %s -> NBD_%s", this.tag, name, h.cookie, why, nameOf(NBD_E, errno));
-      return { kind: "send", data: [R.error(h.cookie, h.offset, errno, `${name}: ${why}`)] };
-    };
-    if (h.type === NBD_CMD.DISC) {
-      this._state = State.CLOSED;
-      return { kind: "end", hard: false, reason: "NBD_CMD_DISC" };
-    }
-    if (this.neg.shuttingDown) return fail(NBD_E.ESHUTDOWN, "server is shutting down");
-
-    const allowed = this.allowedFlags(h.type);
-    if (allowed < 0) return fail(NBD_E.EINVAL, `unknown command ${h.type}`);
-    // In extended mode PAYLOAD_LEN is how a payload is announced; we implement no
-    // payload form besides WRITE, so on any other command it is an invalid flag.
-    const writePayload = h.type === NBD_CMD.WRITE && this.neg.extended ? NBD_CMD_FLAG.PAYLOAD_LEN : 0;
-    const bad = h.flags & ~allowed & ~writePayload;
-    if (bad !== 0) return fail(NBD_E.EINVAL, `flags 0x${bad.toString(16)} not valid here`);
-
-    switch (h.type) {
-      case NBD_CMD.WRITE:
-        if (this.neg.extended && !hasPayload) return fail(NBD_E.EINVAL, "extended WRITE without NBD_CMD_FLAG_PAYLOAD_LEN");
-        return fail(NBD_E.EPERM, "the export is read-only");
-      case NBD_CMD.TRIM:
-      case NBD_CMD.WRITE_ZEROES:
-        return fail(NBD_E.EPERM, "the export is read-only");
-      case NBD_CMD.FLUSH:
-        // Nothing is ever written, so there is nothing to flush; offset and length MUST be 0.
-        if (h.offset !== 0n || h.length !== 0n) return fail(NBD_E.EINVAL, "offset and length must be zero");
-        return { kind: "send", data: [R.ok(h.cookie, h.offset)] };
-      case NBD_CMD.BLOCK_STATUS:
-        if (!this.metaActive) return fail(NBD_E.EINVAL, "no metadata context was selected with NBD_OPT_SET_META_CONTEXT");
-        return this.ranged(h, fail);
-      case NBD_CMD.READ:
-      case NBD_CMD.CACHE:
-        return this.ranged(h, fail);
-      default:
-        throw PfsError.internal(`allowedFlags accepted command ${h.type}`);
-    }
-  }
-
-  /** READ, CACHE, BLOCK_STATUS: nonzero length inside the export, reads ≤ 32 MiB. */
-  private ranged(h: RequestHeader, fail: (errno: number, why: string) => SessionEvent): SessionEvent {
-    const size = BigInt(this._export!.size);
-    if (h.length === 0n) return fail(NBD_E.EINVAL, "zero length");
-    if (h.offset + h.length > size) {
-      return fail(NBD_E.EINVAL, `offset ${h.offset} + length ${h.length} is beyond the end of the export (${size} bytes)`);
-    }
-    // Reads are answered from a buffer of `length` bytes: cap them at the advertised maximum.
-    if (h.type === NBD_CMD.READ && h.length > BigInt(MAX_PAYLOAD)) {
-      return fail(NBD_E.EINVAL, `length ${h.length} exceeds the maximum payload ${MAX_PAYLOAD}`);
-    }
-    const type = h.type as NbdRequest["type"];
-    const req: NbdRequest = { type, flags: h.flags, cookie: h.cookie, offset: Number(h.offset), length: Number(h.length), rawOffset: h.offset };
-    return { kind: "request", req };
-  }
-
-  /** Command flags valid per command (proto.md "Command flags"); -1 for unknown commands. */
-  private allowedFlags(type: number): number {
-    const F = NBD_CMD_FLAG;
-    switch (type) {
-      case NBD_CMD.READ:
-        return this.neg.structured || this.neg.extended ? F.DF : 0;
-      case NBD_CMD.BLOCK_STATUS:
-        return F.REQ_ONE;
-      case NBD_CMD.WRITE_ZEROES:
-        return F.NO_HOLE;
-      case NBD_CMD.WRITE:
-      case NBD_CMD.TRIM:
-      case NBD_CMD.FLUSH:
-      case NBD_CMD.CACHE:
-        return 0;
-      default:
-        return -1;
-    }
   }
 }

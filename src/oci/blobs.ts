@@ -43,6 +43,21 @@ export interface BlobStoreStats {
 
 export const DEFAULT_MAX_BLOB = 1 << 30;
 
+/** Wrap bytes the caller has verified to hash to `hex` (any blob source uses this). */
+export function verifiedBlob(hex: string, bytes: Uint8Array, what: string): VerifiedBlob {
+  return {
+    hex,
+    size: bytes.length,
+    bytes,
+    read(offset: number, length: number): Uint8Array {
+      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > bytes.length) {
+        throw PfsError.format(what, `range [${offset}, +${length}) is outside the blob`, { offset, expected: `≤ ${bytes.length}`, got: offset + length });
+      }
+      return bytes.subarray(offset, offset + length);
+    },
+  };
+}
+
 export class BlobStore {
   /** `<oci_dir>/blobs/sha256` */
   readonly dir: string;
@@ -87,19 +102,7 @@ export class BlobStore {
 
   /** Verify the whole blob once, then serve ranges of it (chunk blobs are ≤ 256 KiB). */
   async open(hex: string, opts: BlobReadOptions = {}): Promise<VerifiedBlob> {
-    const what = opts.what ?? `blob sha256:${hex}`;
-    const bytes = await this.get(hex, opts);
-    return {
-      hex,
-      size: bytes.length,
-      bytes,
-      read(offset: number, length: number): Uint8Array {
-        if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > bytes.length) {
-          throw PfsError.format(what, `range [${offset}, +${length}) is outside the blob`, { offset, expected: `≤ ${bytes.length}`, got: offset + length });
-        }
-        return bytes.subarray(offset, offset + length);
-      },
-    };
+    return verifiedBlob(hex, await this.get(hex, opts), opts.what ?? `blob sha256:${hex}`);
   }
 
   private async readRaw(hex: string, what: string, opts: BlobReadOptions): Promise<Uint8Array> {

@@ -11,7 +11,7 @@ import { csumSeed } from "../csum.ts";
 export interface ExtOptions {
   /** All inode times, in seconds since the epoch. Default: $SOURCE_DATE_EPOCH, else 0. */
   mtime?: number;
-  /** Manifest digest ("sha256:…"): seeds the UUID and the htree hash seed. */
+  /** Image digest ("sha256:…"; the CLI passes the rootfs blob's): seeds the UUID and the htree hash seed. */
   digest?: string;
   /** Volume label (e.g. the tag); truncated to 16 bytes at a character boundary. */
   label?: string;

@@ -7,7 +7,7 @@
  */
 import { ErrorCode, PfsError } from "../../common/errors.ts";
 import { log } from "../../common/debug.ts";
-import type { BlobStore } from "../../oci/blobs.ts";
+import type { BlobSource } from "../../oci/source.ts";
 import { SeekableReader } from "../compression/seekable.ts";
 import { fsVerityHex } from "../verity.ts";
 
@@ -55,7 +55,7 @@ export class ChunkCache {
   private readonly inflight = new Map<string, Promise<LoadedChunk>>();
 
   constructor(
-    private readonly blobs: BlobStore,
+    private readonly blobs: BlobSource,
     private readonly opts: ChunkCacheOptions = {},
   ) {
     this.maxBytes = opts.maxBytes ?? DEFAULT_CACHE_BYTES;

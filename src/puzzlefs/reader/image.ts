@@ -9,6 +9,7 @@ import { log } from "../../common/debug.ts";
 import { isSha256Hex, parseDigest } from "../../oci/digest.ts";
 import { OciLayout, type ResolvedManifest } from "../../oci/layout.ts";
 import { Annotation, MediaType, type Descriptor } from "../../oci/manifest.ts";
+import { localImageSource, type ImageSource } from "../../oci/source.ts";
 import type { CapnpLimits } from "../format/capnp.ts";
 import { decodeVerityData } from "../format/decode.ts";
 import { MANIFEST_VERSION } from "../format/types.ts";
@@ -33,9 +34,13 @@ export interface OpenImageOptions {
 }
 
 export interface PuzzleImage {
+  /** The OCI directory, or `oci://host/repo` for a registry image. */
   dir: string;
+  /** The tag, or `@sha256:…` for a registry image pinned by digest. */
   tag: string;
-  layout: OciLayout;
+  source: ImageSource;
+  /** The local layout (absent for registry images). */
+  layout?: OciLayout;
   manifest: ResolvedManifest;
   rootfs: { descriptor: Descriptor; hex: string; size: number };
   layerCount: number;
@@ -46,14 +51,37 @@ export function verityError(what: string, expected: string, got: string, hint?: 
   return new PfsError(ErrorCode.DIGEST, `${what}: fs-verity mismatch: expected ${expected}, got ${got}`, { data: { what, expected, got }, hint });
 }
 
-export async function openImage(dir: string, tag: string, opts: OpenImageOptions = {}): Promise<PuzzleImage> {
+/**
+ * Open an image from a local layout (`dir`, `tag`) or from any ImageSource
+ * (a registry: oci/remote/source.ts). Only the manifest and the rootfs blob
+ * are read here.
+ */
+export async function openImage(dir: string, tag: string, opts?: OpenImageOptions): Promise<PuzzleImage & { layout: OciLayout }>;
+export async function openImage(source: ImageSource, opts?: OpenImageOptions): Promise<PuzzleImage>;
+export async function openImage(a: string | ImageSource, b?: string | OpenImageOptions, c?: OpenImageOptions): Promise<PuzzleImage> {
+  if (typeof a === "string") {
+    const opts = c ?? {};
+    checkPin(opts);
+    const layout = await OciLayout.open(a);
+    return { ...(await openFrom(localImageSource(layout, b as string), opts)), layout };
+  }
+  const opts = (b as OpenImageOptions | undefined) ?? {};
+  checkPin(opts);
+  return openFrom(a, opts);
+}
+
+function checkPin(opts: OpenImageOptions): void {
   const pinned = opts.digest?.toLowerCase();
   if (pinned !== undefined && !isSha256Hex(pinned)) {
     throw PfsError.usage(`--digest ${JSON.stringify(opts.digest)} is not a hex sha256 fs-verity digest`, "pass the 64 hex digits `puzzlefs build` printed");
   }
-  const layout = await OciLayout.open(dir);
-  const manifest = await layout.readManifest(tag);
-  const mwhat = `manifest sha256:${manifest.hex} (tag ${JSON.stringify(tag)})`;
+}
+
+async function openFrom(source: ImageSource, opts: OpenImageOptions): Promise<PuzzleImage> {
+  const pinned = opts.digest?.toLowerCase();
+  const { location: dir, reference: tag } = source;
+  const manifest = await source.readManifest();
+  const mwhat = `manifest sha256:${manifest.hex} (${source.label})`;
   if (pinned !== undefined) {
     const got = fsVerityHex(manifest.bytes);
     if (got !== pinned) throw verityError(mwhat, pinned, got, "the image is not the one the digest was pinned for");
@@ -63,7 +91,7 @@ export async function openImage(dir: string, tag: string, opts: OpenImageOptions
   if (!rootDesc) throw PfsError.format(mwhat, `no layer has media type ${MediaType.ROOTFS}; not a PuzzleFS image`);
   const rootHex = parseDigest(rootDesc.digest, `${mwhat} rootfs layer`);
   const rwhat = `rootfs blob sha256:${rootHex}`;
-  const bytes = await layout.blobs.get(rootHex, { what: rwhat, expectedSize: rootDesc.size, maxSize: opts.maxRootfsBytes ?? 0x7fffffff });
+  const bytes = await source.blobs.get(rootHex, { what: rwhat, expectedSize: rootDesc.size, maxSize: opts.maxRootfsBytes ?? 0x7fffffff });
   if (pinned !== undefined) {
     const want = rootDesc.annotations?.[Annotation.VERITY_ROOT_HASH];
     if (want === undefined) throw new PfsError(ErrorCode.DIGEST, `${rwhat}: the manifest has no ${Annotation.VERITY_ROOT_HASH} annotation to check it against`);
@@ -91,12 +119,12 @@ export async function openImage(dir: string, tag: string, opts: OpenImageOptions
   const stack = new LayerStack(view);
   view.msg.resetBudget();
   const index = buildTreeIndex(stack, { maxDepth: opts.maxDepth, blobSizes });
-  const chunks = new ChunkCache(layout.blobs, { maxBytes: opts.cacheBytes, blobSizes, verity });
+  const chunks = new ChunkCache(source.blobs, { maxBytes: opts.cacheBytes, blobSizes, verity });
   log.pfs("opened %s:%s: %d layers, %d nodes, %d bytes of metadata", dir, tag, stack.layerCount, index.nodeCount, bytes.length);
   return {
     dir,
     tag,
-    layout,
+    source,
     manifest,
     rootfs: { descriptor: rootDesc, hex: rootHex, size: bytes.length },
     layerCount: stack.layerCount,

@@ -191,6 +191,21 @@ export class ImageTree implements Tree {
     return end - offset;
   }
 
+  /** The chunk blobs of a regular file, in file order (a blob used twice appears twice). */
+  fileBlobs(ino: number): Array<{ hex: string; compressed: boolean }> {
+    const pos = this.pos(ino);
+    if (this.stack.tag(pos) !== MODE_TAG.file) throw PfsError.usage(`inode ${ino} is not a regular file`);
+    const v = this.stack.view;
+    v.msg.resetBudget();
+    const list = v.fileChunks(this.stack.inode(pos));
+    const out: Array<{ hex: string; compressed: boolean }> = [];
+    for (let k = 0; list && k < list.count; k++) {
+      const blob = v.chunkBlob(v.msg.element(list, k));
+      out.push({ hex: Buffer.from(blob.digest.buffer, blob.digest.byteOffset, 32).toString("hex"), compressed: blob.compressed });
+    }
+    return out;
+  }
+
   async prefetchFile(ino: number, offset: number, length: number): Promise<void> {
     await this.readFile(ino, offset, length);
   }

@@ -179,6 +179,41 @@ def case_readall(uri, size):
     return {"sha": m.hexdigest()}
 
 
+def case_tls_plain(uri, name):
+    """A client that will not do TLS, in option mode, against a server that requires it."""
+    r = {}
+    h = nbd.NBD()
+    h.set_tls(nbd.TLS_DISABLE)
+    h.set_opt_mode(True)
+    h.connect_uri(uri)
+    names = []
+    r["list"] = outcome(lambda: h.opt_list(lambda n, d: names.append(n) or 0))
+    r["listed"] = names
+    h.set_export_name(name)
+    r["info"] = outcome(h.opt_info)
+    r["go"] = outcome(h.opt_go)
+    r["tls_negotiated"] = h.get_tls_negotiated()
+    r["still_negotiating"] = h.aio_is_negotiating()
+    return r
+
+
+def case_tls_state(uri):
+    """An nbds:// URI: structured replies, meta context and the export after STARTTLS."""
+    h = nbd.NBD()
+    h.set_uri_allow_local_file(True)
+    h.add_meta_context("base:allocation")
+    h.connect_uri(uri)
+    r = {
+        "tls_negotiated": h.get_tls_negotiated(),
+        "structured": h.get_structured_replies_negotiated(),
+        "meta": h.can_meta_context("base:allocation"),
+        "size": h.get_size(),
+        "first": sha(h.pread(65536, 0)),
+    }
+    h.shutdown()
+    return r
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { type Socket, connect } from "node:net";
+import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from "node:tls";
 import { join } from "node:path";
 import { NbdServer, type NbdExport, type ServerOptions } from "../../../src/nbd/server.ts";
 import { GREETING, type Reply, ReplyReader, clientFlags } from "./proto.ts";
@@ -59,10 +60,17 @@ export class RawClient {
   readonly reader = new ReplyReader();
   private waiters: (() => void)[] = [];
   closed = false;
-  readonly socket: Socket;
+  /** The plain socket, or its TLSSocket after startTls(). */
+  socket: Socket;
+  /** The last socket error (e.g. a TLS alert), if any. */
+  error: Error | undefined;
 
   private constructor(socket: Socket) {
     this.socket = socket;
+    this.attach(socket);
+  }
+
+  private attach(socket: Socket): void {
     socket.on("data", (b) => {
       this.reader.push(b);
       this.wake();
@@ -71,12 +79,15 @@ export class RawClient {
       this.closed = true;
       this.wake();
     });
-    socket.on("error", () => {});
+    socket.on("error", (e) => {
+      this.error = e;
+      this.wake();
+    });
   }
 
-  /** Dial 127.0.0.1:port, or a unix socket path. */
-  static async connect(where: number | string): Promise<RawClient> {
-    const s = typeof where === "number" ? connect({ host: "127.0.0.1", port: where }) : connect(where);
+  /** Dial 127.0.0.1:port (from `localAddress`, e.g. 127.0.0.2), or a unix socket path. */
+  static async connect(where: number | string, opts: { localAddress?: string } = {}): Promise<RawClient> {
+    const s = typeof where === "number" ? connect({ host: "127.0.0.1", port: where, localAddress: opts.localAddress }) : connect(where);
     await new Promise<void>((res, rej) => s.once("connect", res).once("error", rej));
     return new RawClient(s);
   }
@@ -129,5 +140,25 @@ export class RawClient {
 
   close(): void {
     this.socket.destroy();
+  }
+
+  /**
+   * After the STARTTLS ACK was read: run the TLS handshake on this connection
+   * (node:tls as the client) and read replies through it from then on.
+   * Resolves once the handshake is done; rejects with the TLS error.
+   */
+  async startTls(opts: ConnectionOptions): Promise<TLSSocket> {
+    if (this.reader.pending !== 0) throw new Error(`${this.reader.pending} unread bytes before TLS`);
+    const raw = this.socket;
+    raw.removeAllListeners("data");
+    const t = tlsConnect({ ...opts, socket: raw });
+    this.socket = t;
+    this.attach(t);
+    await new Promise<void>((resolve, reject) => {
+      t.once("secureConnect", resolve);
+      t.once("error", reject);
+      t.once("close", () => reject(this.error ?? new Error("closed during the TLS handshake")));
+    });
+    return t;
   }
 }
