@@ -46,6 +46,9 @@ export function parseJson(bytes: Uint8Array, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw PfsError.format(what, `not valid JSON (${(e as Error).message})`);
+    // V8 quotes the offending input in its message: escape control bytes so the error stays one printable line.
+    // eslint-disable-next-line no-control-regex
+    const why = (e as Error).message.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+    throw PfsError.format(what, `not valid JSON (${why})`);
   }
 }

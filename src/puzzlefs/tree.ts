@@ -53,6 +53,12 @@ export interface Tree {
    * blobs; rejects with PfsError DIGEST when a chunk fails verification.
    */
   readFile(ino: number, offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Optional fast path with readFile's contract: the file bytes from `offset`
+   * into `dest` (no allocation, one copy); resolves with how many were
+   * written, min(dest.length, size - offset). Bytes past that are untouched.
+   */
+  readFileInto?(ino: number, offset: number, dest: Uint8Array): Promise<number>;
   /** Optional: warm the chunk cache for a later readFile. */
   prefetchFile?(ino: number, offset: number, length: number): Promise<void>;
 }

@@ -151,6 +151,8 @@ describe("puzzlefs serve --raw (spawned)", () => {
       expect((await readFile(out)).equals(b)).toBe(true);
       const cmp = await run("qemu-img", ["compare", "-f", "raw", "-F", "raw", `nbd://127.0.0.1:${port}/a`, join(dir, "a.img")]);
       expect(cmp.stdout).toContain("Images are identical.");
+      // qemu-img exits once it has sent NBD_CMD_DISC; the server logs the connection when it has closed it.
+      for (let i = 0; i < 400 && !/export "a": .*closed: NBD_CMD_DISC/.test(p.stderr); i++) await new Promise((r) => setTimeout(r, 25));
     } finally {
       expect(await stop(p)).toBe(0);
     }

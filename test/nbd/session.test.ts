@@ -23,6 +23,8 @@ import {
   option,
   request,
 } from "./helpers/proto.ts";
+import { decodeInput, exerciseSession, seeds as conversationSeeds } from "../../fuzz/targets/session.ts";
+import { mutated } from "../helpers/mutate.ts";
 
 const SIZE = 1 << 20;
 const disk: ExportInfo = { name: "disk", size: SIZE, blockSize: 4096, description: "d" };
@@ -369,4 +371,39 @@ describe("robustness", () => {
       },
     );
   }
+
+  // The invariants (fuzz/targets/session.ts exerciseSession): no exception, bounded steps, every byte sent parses as
+  // whole replies, requests inside the export, at most one message buffered once poll() wants input, one end after EOF.
+  const conversations = conversationSeeds().map(([, b]) => b);
+  const resplit = (input: Uint8Array, cuts: number[]) => {
+    const { pieces, ...opts } = decodeInput(input);
+    const whole = Buffer.concat(pieces);
+    const out: Uint8Array[] = [];
+    let pos = 0;
+    for (const c of cuts) out.push(whole.subarray(pos, (pos += c)));
+    out.push(whole.subarray(pos));
+    return { pieces: out, opts };
+  };
+  fcTest.prop([fc.constantFrom(...conversations).chain((b) => mutated(b)), fc.array(fc.nat(48), { maxLength: 6 })], { numRuns: 500 })(
+    "mutated valid conversations (truncations, bit flips, splices, huge lengths) keep every session invariant",
+    (input, cuts) => {
+      const { pieces, opts } = resplit(input, cuts);
+      const run = exerciseSession(pieces, opts);
+      expect([State.CLOSED, State.DEAD]).toContain(run.state);
+    },
+  );
+
+  it("a 4 GiB option length or WRITE payload is never buffered: the session holds at most one header", () => {
+    const hugeOption = Buffer.concat([clientFlags(3), Buffer.from(option(OPT.GO).subarray(0, 12)), Buffer.from([0xff, 0xff, 0xff, 0xff]), Buffer.alloc(1 << 16)]);
+    expect(exerciseSession([hugeOption]).state).toBe(State.DEAD);
+    const s = new Session(catalog);
+    s.push(goExtended);
+    for (let e = s.poll(); e; e = s.poll());
+    s.push(extRequest({ type: CMD.WRITE, cookie: 1, flags: CMDF.PAYLOAD_LEN, length: 1 << 20 }));
+    for (let i = 0; i < 64; i++) {
+      s.push(Buffer.alloc(16 * 1024)); // payload arriving: skipped as it comes, never kept
+      for (let e = s.poll(); e; e = s.poll());
+      expect(s.buffered).toBe(0);
+    }
+  });
 });

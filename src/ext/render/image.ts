@@ -134,10 +134,16 @@ export class ExtImage implements BlockDevice {
     const rt = this.plan.regions;
     const e = rt.arg[i]!;
     const fileOff = rt.arg2[i]! * BS + (a - rt.start[i]! * BS);
+    const tree = this.plan.tree;
     try {
-      const data = await this.plan.tree.readFile(this.plan.inodes.treeIno[e]!, fileOff, b - a);
-      const n = Math.min(data.length, b - a);
-      dst.set(data.subarray(0, n));
+      let n: number;
+      if (tree.readFileInto) {
+        n = await tree.readFileInto(this.plan.inodes.treeIno[e]!, fileOff, dst); // straight into the reply buffer
+      } else {
+        const data = await tree.readFile(this.plan.inodes.treeIno[e]!, fileOff, b - a);
+        n = Math.min(data.length, b - a);
+        dst.set(data.subarray(0, n));
+      }
       if (!zeroed && n < dst.length) dst.fill(0, n); // past the end of the file, within its last block
     } catch (err) {
       const base = isPfsError(err) ? err : PfsError.io(`inode ${e}`, err);

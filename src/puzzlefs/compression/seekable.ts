@@ -109,12 +109,13 @@ export class SeekableReader {
     return lo;
   }
 
-  /** Decompress frame i (exactly its d_size bytes). */
-  decodeFrame(i: number): Uint8Array {
+  /** Decompress frame i (exactly its d_size bytes), into `out` when given (it must hold exactly d_size bytes). */
+  decodeFrame(i: number, out?: Uint8Array): Uint8Array {
     const { cOffsets, dOffsets } = this.table;
     const c0 = cOffsets[i]!;
     const want = dOffsets[i + 1]! - dOffsets[i]!;
-    const out = new Uint8Array(want);
+    if (out === undefined) out = new Uint8Array(want);
+    else if (out.length !== want) throw PfsError.internal(`decodeFrame(${i}) into ${out.length} bytes, frame holds ${want}`);
     if (want === 0) return out;
     let n: number;
     try {
@@ -127,6 +128,32 @@ export class SeekableReader {
     if (n !== want) throw PfsError.format(this.what, `zstd frame ${i} decoded to the wrong size`, { offset: c0, expected: want, got: n });
     this.framesDecoded++;
     return out;
+  }
+
+  /**
+   * Uncompressed bytes [offset, offset + dest.length) into `dest`: frames that
+   * lie wholly inside the range are decompressed straight into it (no
+   * allocation, no copy), the partial ones at the edges through a temporary.
+   */
+  readInto(offset: number, dest: Uint8Array): void {
+    const length = dest.length;
+    const end = offset + length;
+    if (!Number.isSafeInteger(offset) || offset < 0 || end > this.size) {
+      throw PfsError.format(this.what, `range [${offset}, +${length}) is outside the uncompressed data`, { expected: `≤ ${this.size}`, got: end });
+    }
+    const d = this.table.dOffsets;
+    for (let i = length === 0 ? this.table.frameCount : this.frameAt(offset); i < this.table.frameCount && d[i]! < end; i++) {
+      const f0 = d[i]!;
+      const f1 = d[i + 1]!;
+      if (f1 === f0) continue;
+      if (f0 >= offset && f1 <= end) {
+        this.decodeFrame(i, dest.subarray(f0 - offset, f1 - offset));
+      } else {
+        const f = this.decodeFrame(i);
+        const a = Math.max(offset, f0);
+        dest.set(f.subarray(a - f0, Math.min(end, f1) - f0), a - offset);
+      }
+    }
   }
 
   /** Uncompressed bytes [offset, offset+length); the range must lie inside [0, size]. */

@@ -15,7 +15,13 @@
 import { PfsError } from "../../common/errors.ts";
 
 export interface CapnpLimits {
-  /** Words that one operation may read (C++ default: 8 Mi words). Default: max(8 Mi, 4 × message words). */
+  /**
+   * Words that one operation may read. Default: max(64 Ki, 8 × message words).
+   * (C++ uses a flat 8 Mi words; proportional to the message, so a 1 KiB
+   * rootfs cannot make one operation visit, and consumers allocate, millions
+   * of shared or zero-sized objects. Every operation of the reader and the
+   * decoder visits each object about once.)
+   */
   traversalWords?: number;
   /** Pointer nesting depth (C++ default 64). */
   nestingDepth?: number;
@@ -86,7 +92,7 @@ export class CapnpMessage {
     }
     if (pos !== len) throw PfsError.format(`${name} framing`, "trailing bytes after the last segment", { offset: pos, expected: pos, got: len });
     this.words = (len - header) / 8;
-    this.traversalLimit = limits.traversalWords ?? Math.max(8 << 20, 4 * this.words);
+    this.traversalLimit = limits.traversalWords ?? Math.max(1 << 16, 8 * this.words);
     this.nestingLimit = limits.nestingDepth ?? 64;
     this.budget = this.traversalLimit;
   }
@@ -107,6 +113,17 @@ export class CapnpMessage {
   private charge(words: number, what: string, offset: number): void {
     this.budget -= words;
     if (this.budget < 0) throw PfsError.limit(`${this.name} ${what} @0x${offset.toString(16)}`, `traversal budget of ${this.traversalLimit} words`);
+  }
+
+  /**
+   * Zero-sized list elements take no bytes, so a message of a few words can
+   * claim millions of them, and every consumer that materializes one object
+   * per element (directory entries, xattrs, layers) would turn a 1 KiB rootfs
+   * into hundreds of MiB. No PuzzleFS list has meaningful all-default
+   * elements: allow at most one per word of the message.
+   */
+  private zeroSized(count: number, what: string, offset: number): void {
+    if (count > this.words) throw PfsError.limit(`${this.name} ${what} @0x${offset.toString(16)}`, `${count} zero-sized list elements > ${this.words} (one per message word)`);
   }
 
   private depthCheck(depth: number, what: string, offset: number): void {
@@ -217,6 +234,7 @@ export class CapnpMessage {
       }
       // Zero-sized elements cost nothing to store but still cost work to visit: charge one per element.
       this.charge(1 + n + (dw + pc === 0 ? count : 0), what, p);
+      if (dw + pc === 0) this.zeroSized(count, what, p);
       return { seg: s, start: t + 8, count, stride: (dw + pc) * 8, dataBytes: dw * 8, ptrCount: pc, depth: depth + 1 };
     }
     if (size === 1) this.fail(what, "a list of bits cannot be read as a list of structs", p);
@@ -225,6 +243,7 @@ export class CapnpMessage {
     const bytes = Math.ceil((n * bits) / 64) * 8;
     if (!this.inSegment(s, t, bytes)) this.fail(what, `list claims ${n} elements, more than segment ${s} holds`, p, { expected: `≤ ${Math.max(0, this.segEnd[s]! - t)} bytes`, got: bytes });
     this.charge(Math.max(1, bytes / 8) + (bits === 0 ? n : 0), what, p);
+    if (bits === 0) this.zeroSized(n, what, p);
     const isPtr = size === 6;
     return { seg: s, start: t, count: n, stride: bits / 8, dataBytes: isPtr ? 0 : bits / 8, ptrCount: isPtr ? 1 : 0, depth: depth + 1 };
   }

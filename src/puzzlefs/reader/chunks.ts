@@ -24,6 +24,8 @@ export interface LoadedChunk {
   readonly cost: number;
   /** Uncompressed bytes [offset, offset+length); FORMAT error outside [0, size]. */
   read(offset: number, length: number): Uint8Array;
+  /** The same bytes, [offset, offset + dest.length), written into `dest`. */
+  readInto(offset: number, dest: Uint8Array): void;
 }
 
 export interface ChunkCacheOptions {
@@ -59,15 +61,22 @@ export class ChunkCache {
     this.maxBytes = opts.maxBytes ?? DEFAULT_CACHE_BYTES;
   }
 
-  async get(hex: string, compressed: boolean): Promise<LoadedChunk> {
+  /** The blob if it is cached (a hit, moved to the LRU's young end), without waiting: the reader's synchronous fast path. */
+  cached(hex: string, compressed: boolean): LoadedChunk | undefined {
     const key = compressed ? `z${hex}` : hex;
     const hit = this.lru.get(key);
     if (hit) {
       this.stats.hits++;
       this.lru.delete(key);
       this.lru.set(key, hit);
-      return hit;
     }
+    return hit;
+  }
+
+  async get(hex: string, compressed: boolean): Promise<LoadedChunk> {
+    const hit = this.cached(hex, compressed);
+    if (hit) return hit;
+    const key = compressed ? `z${hex}` : hex;
     const pending = this.inflight.get(key);
     if (pending) {
       this.stats.shared++;
@@ -115,17 +124,26 @@ export class ChunkCache {
       }
     }
     log.pfs("loaded %s (%d bytes, %s)", hex, blob.size, compressed ? "zstd" : "raw");
-    if (!compressed) return { hex, compressed, size: blob.size, cost: blob.size, read: (o, l) => blob.read(o, l) };
+    if (!compressed) {
+      return { hex, compressed, size: blob.size, cost: blob.size, read: (o, l) => blob.read(o, l), readInto: (o, dest) => dest.set(blob.read(o, dest.length)) };
+    }
     const z = new SeekableReader(blob.bytes, what);
-    const read = (o: number, l: number): Uint8Array => {
+    const counted = <T>(f: () => T): T => {
       const before = z.framesDecoded;
       try {
-        return z.read(o, l);
+        return f();
       } finally {
         this.stats.framesDecoded += z.framesDecoded - before;
       }
     };
-    return { hex, compressed, size: z.size, cost: blob.size + z.table.frameCount * 16, read };
+    return {
+      hex,
+      compressed,
+      size: z.size,
+      cost: blob.size + z.table.frameCount * 16,
+      read: (o, l) => counted(() => z.read(o, l)),
+      readInto: (o, dest) => counted(() => z.readInto(o, dest)),
+    };
   }
 
   /** Number of blobs held (for tests and `info`). */

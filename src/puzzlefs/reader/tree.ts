@@ -9,7 +9,7 @@
 import { ErrorCode, PfsError } from "../../common/errors.ts";
 import { MODE_TAG } from "../format/types.ts";
 import type { NodeKind, Tree, TreeEntry, TreeNode, TreeXattr } from "../tree.ts";
-import type { ChunkCache } from "./chunks.ts";
+import type { ChunkCache, LoadedChunk } from "./chunks.ts";
 import { LayerStack, WHITEOUT } from "./layers.ts";
 import { dirEntries, type TreeIndex } from "./walk.ts";
 
@@ -111,16 +111,35 @@ export class ImageTree implements Tree {
   }
 
   async readFile(ino: number, offset: number, length: number): Promise<Uint8Array> {
-    this.readFileCalls++;
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      this.readFileCalls++;
       throw PfsError.usage(`readFile(${ino}, ${offset}, ${length}): offset and length must be non-negative integers`);
     }
+    const pos = this.filePos(ino);
+    const end = Math.min(this.index.sizes[pos]!, offset + length);
+    if (end - offset > MAX_READ) throw PfsError.limit(`readFile(${ino}, ${offset}, ${length})`, `one read returns at most ${MAX_READ} bytes; read in pieces`);
+    const out = new Uint8Array(Math.max(0, end - offset));
+    await this.readFileInto(ino, offset, out);
+    return out;
+  }
+
+  private filePos(ino: number): number {
     const pos = this.pos(ino);
     if (this.stack.tag(pos) !== MODE_TAG.file) throw PfsError.usage(`inode ${ino} is not a regular file`);
-    const size = this.index.sizes[pos]!;
-    const end = Math.min(size, offset + length);
-    if (offset >= end) return new Uint8Array(0);
-    if (end - offset > MAX_READ) throw PfsError.limit(`readFile(${ino}, ${offset}, ${length})`, `one read returns at most ${MAX_READ} bytes; read in pieces`);
+    return pos;
+  }
+
+  /**
+   * File bytes from `offset` into `dest` (readFile without the allocation):
+   * chunks already in the cache are copied synchronously, the others are
+   * loaded in parallel. Resolves with the bytes written.
+   */
+  async readFileInto(ino: number, offset: number, dest: Uint8Array): Promise<number> {
+    this.readFileCalls++;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw PfsError.usage(`readFileInto(${ino}, ${offset}): offset must be a non-negative integer`);
+    const pos = this.filePos(ino);
+    const end = Math.min(this.index.sizes[pos]!, offset + dest.length);
+    if (offset >= end) return 0;
     const v = this.stack.view;
     const msg = v.msg;
     msg.resetBudget();
@@ -135,51 +154,41 @@ export class ImageTree implements Tree {
       if (ends[m]! <= offset) a = m + 1;
       else b = m;
     }
-    const out = new Uint8Array(end - offset);
-    const jobs: Promise<void>[] = [];
-    for (let k = a; k < base + list.count; k++) {
-      const cStart = k === base ? 0 : ends[k - 1]!;
-      if (cStart >= end) break;
-      const cEnd = ends[k]!;
-      if (cEnd === cStart) continue;
-      const c = msg.element(list, k - base);
-      const blob = v.chunkBlob(c);
-      const hex = Buffer.from(blob.digest.buffer, blob.digest.byteOffset, 32).toString("hex");
-      const blobOff = Number(blob.offset);
-      const from = Math.max(offset, cStart);
-      const to = Math.min(end, cEnd);
-      jobs.push(
-        this.copyChunk(out, from - offset, hex, blob.compressed, blobOff, cEnd - cStart, from - cStart, to - from, ino, k - base).catch((e: unknown) => {
-          // Tell callers (ext/nbd) where in the file the first bad byte of this chunk is.
-          if (e instanceof PfsError && e.data.fileOffset === undefined) e.data.fileOffset = from;
-          throw e;
-        }),
-      );
+    let jobs: Promise<void>[] | undefined;
+    // A failure found synchronously must still wait for the loads already started: none may write into dest later.
+    let failure: { e: unknown } | undefined;
+    try {
+      for (let k = a; k < base + list.count; k++) {
+        const cStart = k === base ? 0 : ends[k - 1]!;
+        if (cStart >= end) break;
+        const cEnd = ends[k]!;
+        if (cEnd === cStart) continue;
+        const blob = v.chunkBlob(msg.element(list, k - base));
+        const hex = Buffer.from(blob.digest.buffer, blob.digest.byteOffset, 32).toString("hex");
+        const from = Math.max(offset, cStart);
+        const copy = { out: dest, outOff: from - offset, from, hex, blobOff: Number(blob.offset), chunkLen: cEnd - cStart, skip: from - cStart, n: Math.min(end, cEnd) - from, ino, k: k - base };
+        const c = this.chunks.cached(hex, blob.compressed);
+        if (c) {
+          copyFrom(c, copy);
+          continue;
+        }
+        (jobs ??= []).push(
+          this.chunks.get(hex, blob.compressed).then(
+            (loaded) => copyFrom(loaded, copy),
+            (e: unknown) => Promise.reject(withFileOffset(e, from)),
+          ),
+        );
+      }
+    } catch (e) {
+      failure = { e };
     }
-    await Promise.all(jobs);
-    return out;
-  }
-
-  private async copyChunk(
-    out: Uint8Array,
-    outOff: number,
-    hex: string,
-    compressed: boolean,
-    blobOff: number,
-    chunkLen: number,
-    skip: number,
-    n: number,
-    ino: number,
-    k: number,
-  ): Promise<void> {
-    const c = await this.chunks.get(hex, compressed);
-    if (blobOff + chunkLen > c.size) {
-      throw PfsError.format(`file inode ${ino} chunk ${k}`, `bytes [${blobOff}, ${blobOff + chunkLen}) lie beyond the end of blob sha256:${hex}`, {
-        expected: `≤ ${c.size}`,
-        got: blobOff + chunkLen,
-      });
+    if (jobs) {
+      const settled = await Promise.allSettled(jobs);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed) failure ??= { e: failed.reason };
     }
-    out.set(c.read(blobOff + skip, n), outOff);
+    if (failure) throw failure.e;
+    return end - offset;
   }
 
   /** The chunk blobs of a regular file, in file order (a blob used twice appears twice). */
@@ -199,5 +208,41 @@ export class ImageTree implements Tree {
 
   async prefetchFile(ino: number, offset: number, length: number): Promise<void> {
     await this.readFile(ino, offset, length);
+  }
+}
+
+/** Tell callers (ext/nbd) where in the file the first bad byte of a chunk is. */
+function withFileOffset(e: unknown, from: number): unknown {
+  if (e instanceof PfsError && e.data.fileOffset === undefined) e.data.fileOffset = from;
+  return e;
+}
+
+interface ChunkCopy {
+  out: Uint8Array;
+  outOff: number;
+  /** File offset of the first byte copied (errors report it as data.fileOffset). */
+  from: number;
+  hex: string;
+  /** Where the chunk starts in the blob's (uncompressed) bytes, and its length. */
+  blobOff: number;
+  chunkLen: number;
+  /** Chunk bytes [skip, skip + n) are wanted. */
+  skip: number;
+  n: number;
+  ino: number;
+  k: number;
+}
+
+function copyFrom(c: LoadedChunk, x: ChunkCopy): void {
+  try {
+    if (x.blobOff + x.chunkLen > c.size) {
+      throw PfsError.format(`file inode ${x.ino} chunk ${x.k}`, `bytes [${x.blobOff}, ${x.blobOff + x.chunkLen}) lie beyond the end of blob sha256:${x.hex}`, {
+        expected: `≤ ${c.size}`,
+        got: x.blobOff + x.chunkLen,
+      });
+    }
+    c.readInto(x.blobOff + x.skip, x.out.subarray(x.outOff, x.outOff + x.n));
+  } catch (e) {
+    throw withFileOffset(e, x.from);
   }
 }

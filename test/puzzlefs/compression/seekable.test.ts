@@ -70,6 +70,20 @@ describe.each([
     }
   });
 
+  it("readInto: the same bytes written into a caller's buffer (whole frames decoded in place), the same frames decoded, nothing outside it touched", () => {
+    const r = new SeekableReader(blob, "blob");
+    for (const [off, len] of [[0, 109466], [0, 4096], [4096, 8192], [1, 4095], [4095, 4098], [100, 50000], [109465, 1], [109466, 0], [8192, 101274]]) {
+      const buf = Buffer.alloc(len! + 8, 0xee);
+      const before = r.framesDecoded;
+      r.readInto(off!, buf.subarray(4, 4 + len!));
+      expect(buf.subarray(4, 4 + len!).equals(JPG.subarray(off!, off! + len!)), `readInto(${off}, ${len})`).toBe(true);
+      expect([...buf.subarray(0, 4), ...buf.subarray(4 + len!)]).toEqual(Array(8).fill(0xee));
+      const frames = len === 0 ? 0 : Math.floor((off! + len! - 1) / 4096) - Math.floor(off! / 4096) + 1;
+      expect(r.framesDecoded - before).toBe(frames);
+    }
+    fail(() => r.readInto(109466 - 1, Buffer.alloc(2)), ErrorCode.FORMAT, /range \[109465, \+2\) is outside the uncompressed data/);
+  });
+
   it("refuses reads past the end", () => {
     const r = new SeekableReader(blob, "chunk X");
     fail(() => r.read(109466 - 1, 2), ErrorCode.FORMAT, /^chunk X: range \[109465, \+2\) is outside the uncompressed data/);

@@ -105,10 +105,24 @@ describe("format/capnp pointers", () => {
     const r = m.root("R")!;
     const e = err(() => m.structList(r.seg, m.ptr(r, 0), r.depth, "Rootfs.metadatas"));
     expect(e.code).toBe(ErrorCode.LIMIT);
-    expect(e.message).toMatch(/rootfs Rootfs.metadatas @0x10: exceeds limit \(traversal budget of 8388608 words\)/);
+    expect(e.message).toMatch(/rootfs Rootfs.metadatas @0x10: exceeds limit \(traversal budget of 65536 words\)/);
     const voids = new CapnpMessage(frame([structPtr(0, 0, 1), listPtr(0, 0, 100_000_000)]), "m");
     const rv = voids.root("R")!;
     expect(err(() => voids.structList(rv.seg, voids.ptr(rv, 0), 1, "L")).code).toBe(ErrorCode.LIMIT);
+  });
+
+  it("zero-sized elements: at most one per message word (a tiny message cannot make consumers allocate millions of objects)", () => {
+    const m = new CapnpMessage(frame([structPtr(0, 0, 1), listPtr(0, 7, 0), tag(1000, 0, 0)]), "rootfs");
+    const r = m.root("R")!;
+    const e = err(() => m.structList(r.seg, m.ptr(r, 0), r.depth, "Dir.entries"));
+    expect(e.code).toBe(ErrorCode.LIMIT);
+    expect(e.message).toBe("rootfs Dir.entries @0x10: exceeds limit (1000 zero-sized list elements > 3 (one per message word))");
+    const ok = new CapnpMessage(frame([structPtr(0, 0, 1), listPtr(0, 7, 0), tag(3, 0, 0)]), "rootfs");
+    const ro = ok.root("R")!;
+    expect(ok.structList(ro.seg, ok.ptr(ro, 0), ro.depth, "Dir.entries")!.count).toBe(3);
+    const voids = new CapnpMessage(frame([structPtr(0, 0, 1), listPtr(0, 0, 50)]), "m");
+    const rv = voids.root("R")!;
+    expect(err(() => voids.structList(rv.seg, voids.ptr(rv, 0), 1, "L")).message).toMatch(/50 zero-sized list elements > 2/);
   });
 
   it("re-reading shared objects draws down the traversal budget; resetBudget restores it", () => {

@@ -7,6 +7,12 @@ import { capnpConvertComparable, comparable, decodeWithCapnpEs } from "../../hel
 import { randomRootfs, rng, scatterEncode } from "../../helpers/capnp-writer.ts";
 import { ROOTFS_FIXTURES } from "../../helpers/oci-fixtures.ts";
 import { ORACLE_CASES, genRootfs } from "../../helpers/rootfs-gen.ts";
+import { fc, test as fcTest } from "@fast-check/vitest";
+import { RootfsView } from "../../../src/puzzlefs/format/view.ts";
+import { LayerStack } from "../../../src/puzzlefs/reader/layers.ts";
+import { buildTreeIndex } from "../../../src/puzzlefs/reader/walk.ts";
+import type { Rootfs } from "../../../src/puzzlefs/format/types.ts";
+import { mutated } from "../../helpers/mutate.ts";
 
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -117,4 +123,57 @@ describe("format/decode hostile input", () => {
     }
     expect(failures).toBeGreaterThan(100);
   });
+
+  /** Objects a decoded rootfs holds: what the decoder allocated per element. */
+  const objects = (r: Rootfs) =>
+    r.fsVerityData.length +
+    r.metadatas.reduce(
+      (n, m) =>
+        n +
+        1 +
+        m.inodes.reduce((k, i) => {
+          const mode = i.mode;
+          const inner = mode.kind === "dir" ? mode.entries.length : mode.kind === "file" ? mode.chunks.length : 0;
+          return k + 1 + inner + (i.additional?.xattrs.length ?? 0);
+        }, 0),
+      0,
+    );
+  const bases = [...ROOTFS_FIXTURES.map(([, b]) => b), encodeRootfs(genRootfs(ORACLE_CASES[0]!)), scatterEncode(randomRootfs(7), { seed: 3, far: 0.5, segmentWords: 32 })];
+
+  fcTest.prop([fc.constantFrom(...bases).chain((b) => mutated(b))], { numRuns: 600 })(
+    "mutated rootfs messages (truncations, bit flips, splices, huge counts) decode or fail with FORMAT/LIMIT, allocating at most ~the traversal budget",
+    (bytes) => {
+      let r: Rootfs;
+      try {
+        r = decodeRootfs(bytes, "rootfs M");
+      } catch (e) {
+        if (!(e instanceof PfsError)) throw e;
+        expect([ErrorCode.FORMAT, ErrorCode.LIMIT]).toContain(e.code);
+        expect(e.message).toMatch(/^rootfs M /);
+        expect(e.message).not.toContain("\n");
+        return;
+      }
+      // The traversal budget (max(64 Ki, 8 × message words)) bounds the work and the objects of one decode.
+      const words = Math.max(0, (bytes.length - 8) / 8);
+      expect(objects(r)).toBeLessThanOrEqual(Math.max(1 << 16, 8 * words));
+    },
+  );
+
+  fcTest.prop([fc.constantFrom(...bases).chain((b) => mutated(b))], { numRuns: 400 })(
+    "the reader's load path (view, layer stack, tree index) on mutated messages: a typed error or an index no larger than the message allows",
+    (bytes) => {
+      try {
+        const view = new RootfsView(bytes, "rootfs M");
+        const stack = new LayerStack(view);
+        view.msg.resetBudget();
+        const index = buildTreeIndex(stack, { maxDepth: 64 });
+        expect(index.reachable.length).toBe(stack.total);
+        expect(stack.total).toBeLessThanOrEqual(Math.max(1 << 16, 8 * view.msg.words));
+        expect(index.nodeCount).toBeLessThanOrEqual(stack.total + 1);
+      } catch (e) {
+        if (!(e instanceof PfsError)) throw e;
+        expect([ErrorCode.FORMAT, ErrorCode.LIMIT]).toContain(e.code);
+      }
+    },
+  );
 });

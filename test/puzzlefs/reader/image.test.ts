@@ -10,6 +10,9 @@ import type { Tree, TreeNode } from "../../../src/puzzlefs/tree.ts";
 import { fsVerityHex } from "../../../src/puzzlefs/verity.ts";
 import { FIXTURES, blobPath, fixtureDir, flipByte, sha256hex, tmpDirs } from "../../helpers/oci-fixtures.ts";
 import { writeImage } from "../../helpers/test-image.ts";
+import { fc, test as fcTest } from "@fast-check/vitest";
+import { decodeInput as decodeImageInput, exerciseImage } from "../../../fuzz/targets/image.ts";
+import { mutated } from "../../helpers/mutate.ts";
 
 const tmp = tmpDirs();
 afterEach(() => tmp.cleanup());
@@ -256,4 +259,20 @@ describe("reader/image: bad input at open", () => {
     writeFileSync(join(dir, "index.json"), readFileSync(join(dir, "index.json"), "utf8").replace("9514246f6b520bfa1d49a9e63546ab84ab7e11a869f42f4b12e9f96dcb31b46c", hex));
     await rejects(openImage(dir, "test"), ErrorCode.FORMAT, /no layer has media type application\/vnd.puzzlefs.image.rootfs.v1; not a PuzzleFS image/);
   });
+});
+
+describe("reader/image: mutated images (property)", () => {
+  // A rootfs, manifest template, index template and chunk blob per input (fuzz/targets/image.ts), digests
+  // re-derived after mutation so the parsers see the damage, not a digest mismatch.
+  const seedsDir = join(import.meta.dirname, "../../../fuzz/seeds/image");
+  const bases = ["small", "small-zstd", "two-layers"].map((n) => readFileSync(join(seedsDir, n)));
+  fcTest.prop([fc.constantFrom(...bases).chain((b) => mutated(b, 3))], { numRuns: 80 })(
+    "open, walk, read, plan: success or a one-line PfsError, never another exception",
+    async (input) => {
+      // exerciseImage rethrows anything that is not a PfsError, and a PfsError whose message spans lines.
+      const r = await exerciseImage(tmp.make(), decodeImageInput(input));
+      if (r.error) expect(r.error.message.length).toBeGreaterThan(0);
+      else expect(r.opened && r.planned).toBe(true);
+    },
+  );
 });

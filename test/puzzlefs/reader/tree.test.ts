@@ -59,6 +59,27 @@ describe("reader/tree readFile", () => {
     expect((await t.readFile(7, 10 ** 12, 10)).length).toBe(0);
   });
 
+  it("readFileInto: the same bytes straight into a caller's buffer, bytes past the file end untouched, cached chunks served synchronously", async () => {
+    const t = (await openImage(fixtureDir("mixed-noop"), "mixed")).tree;
+    let x = 777;
+    for (let i = 0; i < 100; i++) {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      const off = x % 300001;
+      const dest = Buffer.alloc((x >>> 5) % 200000, 0xee);
+      const n = await t.readFileInto(7, off, dest);
+      const want = BIG.subarray(off, off + dest.length);
+      expect(n).toBe(want.length);
+      expect(dest.subarray(0, n).equals(want), `readFileInto(${off}, ${dest.length})`).toBe(true);
+      expect(dest.subarray(n).every((b) => b === 0xee)).toBe(true);
+    }
+    // Everything is cached now: a read completes without waiting for any load.
+    const loads = t.chunks.stats.loads;
+    const dest = Buffer.alloc(300000);
+    expect(await t.readFileInto(7, 0, dest)).toBe(300000);
+    expect(dest.equals(BIG)).toBe(true);
+    expect(t.chunks.stats.loads).toBe(loads);
+  });
+
   it("compressed chunk: reads at every zstd frame boundary ±1 are right and decode only the frames they touch", async () => {
     const t = (await openImage(fixtureDir("sekien-zstd"), "test")).tree;
     const st = t.chunks.stats;
