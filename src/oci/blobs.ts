@@ -8,12 +8,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { closeSync, constants as fsc, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorCode, PfsError } from "../common/errors.ts";
 import { log } from "../common/debug.ts";
 import { isSha256Hex, sha256Hex } from "./digest.ts";
-import { readRegularFile } from "./file.ts";
+import { readRegularFile, writeFileAtomic } from "./file.ts";
 
 export interface BlobReadOptions {
   /** How to name the blob in errors ("rootfs blob sha256:…"). */
@@ -144,17 +144,9 @@ export class BlobStore {
       return { hex, size: bytes.length, existed: true };
     }
     await this.ensureDir();
-    const tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
     try {
-      const fh = await open(tmp, "wx", 0o644);
-      try {
-        await fh.writeFile(bytes);
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
+      await writeFileAtomic(path, this.dir, bytes);
     } catch (e) {
-      await unlink(tmp).catch(() => {});
       throw PfsError.io(`writing blob sha256:${hex}`, e);
     }
     this.stats.writes++;

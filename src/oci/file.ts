@@ -3,8 +3,10 @@
  * FIFO planted where a blob or index.json belongs cannot hang us, refused
  * unless it is a regular file, size checked before anything is allocated.
  */
+import { randomBytes } from "node:crypto";
 import { constants as fsc } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, rename, unlink } from "node:fs/promises";
+import { join } from "node:path";
 import { PfsError } from "../common/errors.ts";
 
 export interface ReadFileOptions {
@@ -48,5 +50,27 @@ export async function readRegularFile(path: string, what: string, opts: ReadFile
     throw PfsError.io(what, e);
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * Write `bytes` to `path` atomically: into a fresh temp file in `tmpDir`
+ * (same file system), then rename over `path`, so a reader sees the old file
+ * or the new one, never half of one. The temp file is removed on failure and
+ * the operating-system error is rethrown for the caller to name.
+ */
+export async function writeFileAtomic(path: string, tmpDir: string, bytes: Uint8Array, tmpPrefix = ".tmp"): Promise<void> {
+  const tmp = join(tmpDir, `${tmpPrefix}-${process.pid}-${randomBytes(6).toString("hex")}`);
+  try {
+    const fh = await open(tmp, "wx", 0o644);
+    try {
+      await fh.writeFile(bytes);
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
   }
 }

@@ -3,14 +3,13 @@
  * blob store. Reading resolves a tag to its manifest; writing stores a
  * manifest blob and applies the tag write rule of §1.3 atomically.
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
+import { mkdir, open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorCode, PfsError } from "../common/errors.ts";
 import { log } from "../common/debug.ts";
 import { BlobStore } from "./blobs.ts";
 import { parseDigest } from "./digest.ts";
-import { readRegularFile } from "./file.ts";
+import { readRegularFile, writeFileAtomic } from "./file.ts";
 import { canonicalJsonBytes, parseJson } from "./json.ts";
 import {
   EMPTY_CONFIG_BYTES,
@@ -44,17 +43,9 @@ export interface ResolvedManifest {
 }
 
 async function writeAtomic(path: string, dir: string, bytes: Uint8Array): Promise<void> {
-  const tmp = join(dir, `.tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
   try {
-    const fh = await open(tmp, "wx", 0o644);
-    try {
-      await fh.writeFile(bytes);
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
+    await writeFileAtomic(path, dir, bytes);
   } catch (e) {
-    await unlink(tmp).catch(() => {});
     throw PfsError.io(`writing ${path}`, e);
   }
 }

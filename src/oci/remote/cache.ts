@@ -16,14 +16,13 @@
  *    that already opened it is still read whole, and one gone before the open
  *    is a miss.
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, rename, stat, unlink, utimes } from "node:fs/promises";
+import { mkdir, readdir, stat, unlink, utimes } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { ErrorCode, PfsError } from "../../common/errors.ts";
 import { log } from "../../common/debug.ts";
 import { isSha256Hex, sha256Hex } from "../digest.ts";
-import { readRegularFile } from "../file.ts";
+import { readRegularFile, writeFileAtomic } from "../file.ts";
 
 export const DEFAULT_CACHE_MAX = 2 * 1024 ** 3;
 const TOUCH_EVERY_MS = 60_000;
@@ -136,17 +135,9 @@ export class DiskCache {
   async put(hex: string, bytes: Uint8Array): Promise<void> {
     if (this.maxBytes === 0 || bytes.length > this.maxBytes / 2) return;
     const path = this.path(hex);
-    const tmp = join(this.tmpDir, `${hex.slice(0, 16)}-${process.pid}-${randomBytes(6).toString("hex")}`);
     try {
-      const fh = await open(tmp, "wx", 0o644);
-      try {
-        await fh.writeFile(bytes);
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
+      await writeFileAtomic(path, this.tmpDir, bytes, hex.slice(0, 16));
     } catch (e) {
-      await unlink(tmp).catch(() => {});
       log.oci("cache: cannot store %s: %s", hex, (e as Error).message);
       return;
     }
