@@ -7,6 +7,9 @@
  *   mknodat(dirfd, name, mode, major, minor) -> undefined
  *   cdcInit(gear)               gear: 256 u64 LE (FastCDC v2020 table)
  *   cdcCut(buf, start, n, min, avg, max, maskS, maskL) -> [length, hashHi, hashLo]
+ *   fsverity(buf)               -> Buffer    32-byte fs-verity digest (spec §3.7)
+ *   seekable(buf)               -> Buffer    zstd seekable chunk blob (spec §3.6);
+ *                                            only when built with PFS_ZSTD
  *
  * cdcCut is the inner loop of spec §3.3 `cut` (the JS version in
  * src/puzzlefs/builder/fastcdc.ts is the reference; tests compare them).
@@ -16,8 +19,9 @@
  * thrown as Error objects with `code` = the errno name and `errno`, like
  * Node's own fs errors, so callers can wrap them in PfsError.
  *
- * Built by scripts/build-native.mjs with the system C compiler against Node's
- * headers (N-API 8, no node-gyp needed).
+ * Built on first use by src/puzzlefs/builder/native.ts with the system C
+ * compiler against Node's headers (N-API 8, no node-gyp needed); with
+ * -DPFS_ZSTD and zstd-napi's zstd.a when that exists.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -272,6 +276,213 @@ done:;
   return out;
 }
 
+/*
+ * fs-verity file digest (SHA-256, 4096-byte blocks, no salt). The hashing is
+ * OpenSSL's, from the Node binary itself (it exports libcrypto's symbols for
+ * addons; declared here so no OpenSSL headers are needed). One SHA256() call
+ * per 4 KiB block is what makes this ~3x the JS version, which has to create a
+ * Hash object per block (src/puzzlefs/verity.ts is the reference; tests
+ * compare both with `fsverity digest`).
+ */
+extern unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md);
+
+#define VBLOCK 4096
+#define VHASH 32
+
+static void hash_padded(const uint8_t *src, size_t n, uint8_t *md) {
+  if (n == VBLOCK) {
+    SHA256(src, VBLOCK, md);
+  } else {
+    uint8_t tmp[VBLOCK];
+    memcpy(tmp, src, n);
+    memset(tmp + n, 0, VBLOCK - n);
+    SHA256(tmp, VBLOCK, md);
+  }
+}
+
+static napi_value js_fsverity(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_typedarray_type type;
+  size_t len;
+  void *data;
+  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "fsverity: Uint8Array expected");
+    return NULL;
+  }
+  uint8_t root[VHASH] = {0};
+  if (len > 0) {
+    size_t blocks = (len + VBLOCK - 1) / VBLOCK;
+    uint8_t *level = malloc(blocks * VHASH);
+    if (!level) {
+      napi_throw_error(env, "ENOMEM", "fsverity: out of memory");
+      return NULL;
+    }
+    const uint8_t *src = data;
+    for (size_t i = 0; i < blocks; i++) {
+      size_t off = i * VBLOCK, n = len - off < VBLOCK ? len - off : VBLOCK;
+      hash_padded(src + off, n, level + i * VHASH);
+    }
+    /* Upper levels in place: block j's hash lands at j*32, before block j's start for j >= 1. */
+    size_t n = blocks * VHASH;
+    while (n > VHASH) {
+      size_t nb = (n + VBLOCK - 1) / VBLOCK;
+      for (size_t j = 0; j < nb; j++) {
+        uint8_t md[VHASH];
+        size_t off = j * VBLOCK, m = n - off < VBLOCK ? n - off : VBLOCK;
+        hash_padded(level + off, m, md);
+        memcpy(level + j * VHASH, md, VHASH);
+      }
+      n = nb * VHASH;
+    }
+    memcpy(root, level, VHASH);
+    free(level);
+  }
+  uint8_t desc[256] = {0};
+  desc[0] = 1;  /* version */
+  desc[1] = 1;  /* FS_VERITY_HASH_ALG_SHA256 */
+  desc[2] = 12; /* log2(4096) */
+  uint64_t size = len;
+  for (int i = 0; i < 8; i++) desc[8 + i] = (uint8_t)(size >> (8 * i));
+  memcpy(desc + 16, root, VHASH);
+  void *out;
+  napi_value result;
+  if (napi_create_buffer(env, VHASH, &out, &result) != napi_ok) return NULL;
+  SHA256(desc, sizeof desc, out);
+  return result;
+}
+
+#ifdef PFS_ZSTD
+/*
+ * The zstd seekable encoder of src/puzzlefs/compression/seekable-encode.ts
+ * (the reference, with the full story of zeekstd 0.5.0's framing and its
+ * 131591-byte quirk), in one call instead of four N-API calls per 4 KiB
+ * frame. Linked against the libzstd that zstd-napi built (its zstd.a, the
+ * same 1.5.7 sources), so the bytes are those of the JS path; tests compare.
+ */
+#define ZSTD_STATIC_LINKING_ONLY
+#include <zstd.h>
+
+#define SEEK_FRAME 4096
+#define SEEK_LEVEL 3
+#define ZEEKSTD_OUT_BUF 131591
+
+static void free_cctx(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  ZSTD_freeCCtx(data);
+}
+
+/* One compression context per Node environment (main thread, each worker). */
+static ZSTD_CCtx *env_cctx(napi_env env) {
+  void *c = NULL;
+  if (napi_get_instance_data(env, &c) == napi_ok && c) return c;
+  ZSTD_CCtx *cctx = ZSTD_createCCtx();
+  if (!cctx) return NULL;
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, SEEK_LEVEL);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
+  if (napi_set_instance_data(env, cctx, free_cctx, NULL) != napi_ok) {
+    ZSTD_freeCCtx(cctx);
+    return NULL;
+  }
+  return cctx;
+}
+
+/* ZSTD_e_end with no input until the frame is flushed; returns 0 or a zstd error code. */
+static size_t end_frame(ZSTD_CCtx *c, ZSTD_outBuffer *out) {
+  ZSTD_inBuffer none = {NULL, 0, 0};
+  for (;;) {
+    size_t before = out->pos;
+    size_t r = ZSTD_compressStream2(c, out, &none, ZSTD_e_end);
+    if (ZSTD_isError(r)) return r;
+    if (r == 0) return 0;
+    if (out->pos == before) return (size_t)-ZSTD_error_dstSize_tooSmall;
+  }
+}
+
+static void put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  p[2] = (uint8_t)(v >> 16);
+  p[3] = (uint8_t)(v >> 24);
+}
+
+static napi_value js_seekable(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_typedarray_type type;
+  size_t len;
+  void *data;
+  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "seekable: Uint8Array expected");
+    return NULL;
+  }
+  ZSTD_CCtx *c = env_cctx(env);
+  if (!c) {
+    napi_throw_error(env, "ENOMEM", "seekable: cannot create a zstd context");
+    return NULL;
+  }
+  size_t frames = len == 0 ? 1 : (len + SEEK_FRAME - 1) / SEEK_FRAME;
+  size_t cap = frames * (ZSTD_compressBound(SEEK_FRAME) + 9) + frames * 8 + 17;
+  uint8_t *out = malloc(cap);
+  uint32_t *table = malloc(frames * 2 * sizeof(uint32_t));
+  if (!out || !table) {
+    free(out);
+    free(table);
+    napi_throw_error(env, "ENOMEM", "seekable: out of memory");
+    return NULL;
+  }
+  const uint8_t *src = data;
+  ZSTD_outBuffer ob = {out, cap, 0};
+  size_t entries = 0, err = 0;
+  ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
+  for (size_t f = 0; f < frames; f++) {
+    size_t off = f * SEEK_FRAME, n = len - off < SEEK_FRAME ? len - off : SEEK_FRAME;
+    size_t start = ob.pos;
+    ZSTD_inBuffer ib = {src + off, n, 0};
+    while (ib.pos < ib.size) {
+      size_t r = ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_continue);
+      if (ZSTD_isError(r)) { err = r; goto fail; }
+    }
+    if ((err = end_frame(c, &ob)) != 0) goto fail;
+    if (ob.pos % ZEEKSTD_OUT_BUF == 0) {
+      /* The quirk: an unrecorded frame end. */
+      if (f == frames - 1) break;
+      if ((err = end_frame(c, &ob)) != 0) goto fail;
+    }
+    table[entries * 2] = (uint32_t)(ob.pos - start);
+    table[entries * 2 + 1] = (uint32_t)n;
+    entries++;
+    ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
+  }
+  ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
+  uint8_t *p = out + ob.pos;
+  put32(p, 0x184D2A5E);
+  put32(p + 4, (uint32_t)(entries * 8 + 9));
+  p += 8;
+  for (size_t i = 0; i < entries * 2; i++, p += 4) put32(p, table[i]);
+  put32(p, (uint32_t)entries);
+  p[4] = 0;
+  put32(p + 5, 0x8F92EAB1);
+  p += 9;
+  free(table);
+  napi_value result;
+  void *copy;
+  size_t total = (size_t)(p - out);
+  if (napi_create_buffer_copy(env, total, out, &copy, &result) != napi_ok) result = NULL;
+  free(out);
+  return result;
+fail:
+  ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
+  free(out);
+  free(table);
+  napi_throw_error(env, "EZSTD", ZSTD_getErrorName(err));
+  return NULL;
+}
+#endif
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -280,6 +491,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mknodat", NULL, js_mknodat, NULL, NULL, NULL, napi_enumerable, NULL},
       {"cdcInit", NULL, js_cdc_init, NULL, NULL, NULL, napi_enumerable, NULL},
       {"cdcCut", NULL, js_cdc_cut, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fsverity", NULL, js_fsverity, NULL, NULL, NULL, napi_enumerable, NULL},
+#ifdef PFS_ZSTD
+      {"seekable", NULL, js_seekable, NULL, NULL, NULL, napi_enumerable, NULL},
+#endif
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -5,6 +5,7 @@
  * `build` prints / `--digest` pins, and every chunk's `fsVerityData` entry.
  */
 import { createHash } from "node:crypto";
+import { nativeFsVerity } from "./builder/native.ts";
 
 const BLOCK = 4096;
 const HASH = 32;
@@ -46,8 +47,17 @@ export function fsVerityDescriptor(size: number, root: Uint8Array): Uint8Array {
   return d;
 }
 
-export function fsVerityDigest(data: Uint8Array): Uint8Array {
+/** The reference implementation in JS (one Hash object per 4 KiB block). */
+export function fsVerityDigestJs(data: Uint8Array): Uint8Array {
   return new Uint8Array(createHash("sha256").update(fsVerityDescriptor(data.length, fsVerityRoot(data))).digest());
+}
+
+let native: ((data: Uint8Array) => Uint8Array) | null | undefined;
+
+/** The digest: from the native addon when it is available (same bytes, ~3× faster), else fsVerityDigestJs. */
+export function fsVerityDigest(data: Uint8Array): Uint8Array {
+  if (native === undefined) native = nativeFsVerity();
+  return native ? native(data) : fsVerityDigestJs(data);
 }
 
 export function fsVerityHex(data: Uint8Array): string {

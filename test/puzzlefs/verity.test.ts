@@ -3,7 +3,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fsVerityDigest, fsVerityHex, fsVerityRoot } from "../../src/puzzlefs/verity.ts";
+import { hasNativeAddon } from "../../src/puzzlefs/builder/native.ts";
+import { fsVerityDigest, fsVerityDigestJs, fsVerityHex, fsVerityRoot } from "../../src/puzzlefs/verity.ts";
 import { FIXTURES, fixtureDir, readBlob } from "../helpers/oci-fixtures.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "pfs-verity-"));
@@ -53,7 +54,18 @@ describe("puzzlefs/verity fs-verity digest (spec §3.7)", () => {
     // 0, <1 block, exactly 1 block, 1 block + 1, 128 blocks (one full level-1 block), 129 blocks (two level-1 blocks), 3 MB (3 levels).
     for (const [i, n] of [0, 1, 4095, 4096, 4097, 109466, 128 * 4096, 128 * 4096 + 1, 3_000_000].entries()) {
       const data = bytes(n, i + 7);
-      expect(Buffer.from(fsVerityDigest(data)).toString("hex"), `size ${n}`).toBe(oracle(data));
+      const want = oracle(data);
+      expect(Buffer.from(fsVerityDigest(data)).toString("hex"), `size ${n}`).toBe(want);
+      expect(Buffer.from(fsVerityDigestJs(data)).toString("hex"), `JS, size ${n}`).toBe(want);
+    }
+  });
+
+  it("the native digest (used when the addon builds, as on CI) equals the JS reference, including a 4-level tree", () => {
+    expect(hasNativeAddon()).toBe(true);
+    // 128*128*4096 + 1 bytes needs level 0, 1 and 2 blocks plus a root level.
+    for (const [i, n] of [1, 4096, 8191, 128 * 128 * 4096 + 1].entries()) {
+      const data = bytes(n, 100 + i);
+      expect(Buffer.from(fsVerityDigest(data)).toString("hex"), `size ${n}`).toBe(Buffer.from(fsVerityDigestJs(data)).toString("hex"));
     }
   });
 });

@@ -1,6 +1,6 @@
 /**
- * Linux calls Node lacks (xattrs on raw-byte paths, mknod), from the small
- * N-API addon in native/pfs_native.c.
+ * Linux calls Node lacks (xattrs on raw-byte paths, mknod) and two hot loops
+ * (FastCDC, fs-verity), from the small N-API addon in native/pfs_native.c.
  *
  * Why an addon: @napi-rs/xattr takes paths and attribute names as JS strings,
  * so a file whose name is not valid UTF-8 (spec §2.3: names are raw bytes)
@@ -26,6 +26,9 @@ interface Addon {
   mknodat(dirfd: number, name: Buffer, mode: number, major: number, minor: number): void;
   cdcInit(gear: Buffer): void;
   cdcCut(buf: Uint8Array, start: number, n: number, min: number, avg: number, max: number, maskS: number, maskL: number): [number, number, number];
+  fsverity(buf: Uint8Array): Buffer;
+  /** Only when built with zstd-napi's libzstd (see zstdArchive). */
+  seekable?: (buf: Uint8Array) => Buffer;
 }
 
 const require = createRequire(import.meta.url);
@@ -35,10 +38,33 @@ const AT_FDCWD = -100;
 
 let addon: Addon | null | undefined;
 
+/**
+ * libzstd as zstd-napi built it (its static archive and headers), so the C
+ * seekable encoder makes the same bytes as the JS one through zstd-napi.
+ * Absent when zstd-napi came as a prebuilt binary: the addon is then built
+ * without `seekable` and the JS encoder is used.
+ */
+function zstdArchive(): { lib: string; include: string } | null {
+  try {
+    const dir = dirname(require.resolve("zstd-napi/package.json"));
+    const lib = join(dir, "build", "Release", "zstd.a");
+    const include = join(dir, "deps", "zstd", "lib");
+    return existsSync(lib) && existsSync(join(include, "zstd.h")) ? { lib, include } : null;
+  } catch {
+    return null;
+  }
+}
+
 function compile(): Addon {
   const src = join(ROOT, "native", "pfs_native.c");
   const code = readFileSync(src);
-  const hash = createHash("sha256").update(code).update(process.versions.napi ?? "").digest("hex").slice(0, 16);
+  const zstd = zstdArchive();
+  const hash = createHash("sha256")
+    .update(code)
+    .update(process.versions.napi ?? "")
+    .update(zstd ? readFileSync(zstd.lib) : "")
+    .digest("hex")
+    .slice(0, 16);
   const out = join(ROOT, "build", "native", `pfs_native-${hash}.node`);
   if (!existsSync(out)) {
     mkdirSync(dirname(out), { recursive: true });
@@ -48,11 +74,16 @@ function compile(): Addon {
     if (!include) throw new Error("Node headers (node_api.h) not found");
     // Build under a unique name, then rename: concurrent test workers may race here.
     const tmp = `${out}.${process.pid}.tmp`;
-    execFileSync(process.env.CC ?? "cc", ["-O2", "-shared", "-fPIC", "-DNODE_GYP_MODULE_NAME=pfs_native", `-I${include}`, "-o", tmp, src], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    const withZstd = zstd ? ["-DPFS_ZSTD", `-I${zstd.include}`] : [];
+    // --exclude-libs: libzstd's symbols stay private to the addon.
+    const link = zstd ? [zstd.lib, "-Wl,--exclude-libs,ALL"] : [];
+    execFileSync(
+      process.env.CC ?? "cc",
+      ["-O2", "-shared", "-fPIC", "-DNODE_GYP_MODULE_NAME=pfs_native", `-I${include}`, ...withZstd, "-o", tmp, src, ...link],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
     renameSync(tmp, out);
-    log.pfs("native: built %s", out);
+    log.pfs("native: built %s%s", out, zstd ? " (with zstd)" : "");
   }
   return require(out) as Addon;
 }
@@ -151,4 +182,14 @@ export function nativeCdcCut(gear: Buffer): NativeCdcCut | null {
     cdcReady = true;
   }
   return a.cdcCut;
+}
+
+/** fs-verity digest in C with Node's OpenSSL (≈3× the JS one); null without the addon. */
+export function nativeFsVerity(): ((data: Uint8Array) => Buffer) | null {
+  return native()?.fsverity ?? null;
+}
+
+/** The zstd seekable encoder in C (see zstdArchive); null when unavailable. */
+export function nativeSeekable(): ((data: Uint8Array) => Buffer) | null {
+  return native()?.seekable ?? null;
 }

@@ -23,6 +23,7 @@
  */
 import binding from "zstd-napi/binding.js";
 import { PfsError } from "../../common/errors.ts";
+import { nativeSeekable } from "../builder/native.ts";
 
 export const SEEKABLE_FRAME_SIZE = 4096;
 export const SEEKABLE_LEVEL = 3;
@@ -55,8 +56,20 @@ function endFrame(c: binding.CCtx, out: Uint8Array, pos: number): number {
   }
 }
 
-/** Compress `data` into the seekable format puzzlefs stores for chunk blobs. */
+let native: ((data: Uint8Array) => Uint8Array) | null | undefined;
+
+/**
+ * Compress `data` into the seekable format puzzlefs stores for chunk blobs:
+ * with the native addon's encoder when it was built (same libzstd, same
+ * bytes, no per-frame N-API round trips), else compressSeekableJs.
+ */
 export function compressSeekable(data: Uint8Array): Uint8Array {
+  if (native === undefined) native = nativeSeekable();
+  return native ? native(data) : compressSeekableJs(data);
+}
+
+/** The reference encoder, driving zstd-napi's streaming API from JS. */
+export function compressSeekableJs(data: Uint8Array): Uint8Array {
   const c = context();
   const frames = Math.max(1, Math.ceil(data.length / SEEKABLE_FRAME_SIZE));
   // Worst case per frame: compressBound(4096) plus a possible 9-byte empty frame.
