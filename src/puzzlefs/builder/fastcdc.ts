@@ -139,6 +139,9 @@ export function cut(cfg: CdcConfig, src: Uint8Array, start: number, n: number, o
   return n;
 }
 
+/** StreamCdc's buffer size (at least 2 × max). Cuts do not depend on it. */
+const STREAM_BUFFER = 4 << 20;
+
 const toBig = (h: { hi: number; lo: number }): bigint => (BigInt(h.hi) << 32n) | BigInt(h.lo);
 
 /**
@@ -159,7 +162,9 @@ export class StreamCdc {
   /** `native: false` forces the JS loop (the reference the C one is tested against). */
   constructor(params: CdcParams = PUZZLEFS_CDC, opts: { native?: boolean } = {}) {
     this.cfg = new CdcConfig(params);
-    this.buf = new Uint8Array(2 * this.cfg.max);
+    // Large, so that compact() (which moves the unconsumed tail, < max bytes,
+    // to the front) runs once per few MiB instead of once per chunk or two.
+    this.buf = new Uint8Array(Math.max(2 * this.cfg.max, STREAM_BUFFER));
     this.native = opts.native === false ? null : nativeCdcCut(GEAR_BYTES);
   }
 

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
-import { PUZZLEFS_CDC, StreamCdc, chunkAll, type CdcParams } from "../../../src/puzzlefs/builder/fastcdc.ts";
+import { CdcConfig, PUZZLEFS_CDC, StreamCdc, chunkAll, cut, type CdcParams } from "../../../src/puzzlefs/builder/fastcdc.ts";
 
 const jpg = readFileSync("test/fixtures/SekienAkashita.jpg");
 // Every vector runs twice: with the C inner loop (the default) and the JS reference.
@@ -102,12 +102,26 @@ describe.each([true, false])("FastCDC v2020 on SekienAkashita.jpg (fastcdc-rs ve
 });
 
 describe("streaming", () => {
-  const data = new Uint8Array(randomBytes(3 * 1024 * 1024));
+  // Larger than StreamCdc's 4 MiB buffer, so its compaction runs several times.
+  const data = new Uint8Array(randomBytes(11 * 1024 * 1024));
   // a long run of zeros forces max-size cuts in the middle
   data.fill(0, 1_000_000, 1_700_000);
   const whole = chunkAll(data);
 
-  test.prop([fc.array(fc.integer({ min: 1, max: 400_000 }), { minLength: 1, maxLength: 30 })], { numRuns: 25 })(
+  it("cuts like the JS cut() applied to the whole buffer, one chunk after another", () => {
+    const cfg = new CdcConfig(PUZZLEFS_CDC);
+    const h = { hi: 0, lo: 0 };
+    const ref: Array<[number, number]> = [];
+    for (let off = 0; off < data.length; ) {
+      const len = cut(cfg, data, off, data.length - off, h);
+      ref.push([off, len]);
+      off += len;
+    }
+    expect(ref.length).toBeGreaterThan(100);
+    expect(whole.map((c) => [c.offset, c.length])).toEqual(ref);
+  });
+
+  test.prop([fc.array(fc.integer({ min: 1, max: 1_500_000 }), { minLength: 1, maxLength: 30 })], { numRuns: 15 })(
     "any split of the input gives the cuts of the whole buffer",
     (sizes) => {
       const s = new StreamCdc();
