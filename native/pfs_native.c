@@ -19,7 +19,7 @@
  * thrown as Error objects with `code` = the errno name and `errno`, like
  * Node's own fs errors, so callers can wrap them in PfsError.
  *
- * Built on first use by src/puzzlefs/builder/native.ts with the system C
+ * Built on first use by src/puzzlefs/native.ts with the system C
  * compiler against Node's headers (N-API 8, no node-gyp needed); with
  * -DPFS_ZSTD and zstd-napi's zstd.a when that exists.
  */
@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -5,7 +5,7 @@
  * `build` prints / `--digest` pins, and every chunk's `fsVerityData` entry.
  */
 import { createHash } from "node:crypto";
-import { nativeFsVerity } from "./builder/native.ts";
+import { nativeFsVerity } from "./native.ts";
 
 const BLOCK = 4096;
 const HASH = 32;

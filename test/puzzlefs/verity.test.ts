@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { hasNativeAddon } from "../../src/puzzlefs/builder/native.ts";
+import { hasNativeAddon } from "../../src/puzzlefs/native.ts";
 import { fsVerityDigest, fsVerityDigestJs, fsVerityHex, fsVerityRoot } from "../../src/puzzlefs/verity.ts";
 import { FIXTURES, fixtureDir, readBlob } from "../helpers/oci-fixtures.ts";
 

@@ -50,7 +50,7 @@ import {
 import { ErrorCode, PfsError } from "../../common/errors.ts";
 import { log } from "../../common/debug.ts";
 import type { Tree, TreeNode } from "../tree.ts";
-import { mknod, writeXattr } from "./native.ts";
+import { mknod, writeXattr } from "../native.ts";
 
 export interface ExtractOptions {
   /** Extract into an existing non-empty DEST. */

@@ -10,7 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { PfsError } from "../../common/errors.ts";
-import { nativeCdcCut, type NativeCdcCut } from "./native.ts";
+import { nativeCdcCut, type NativeCdcCut } from "../native.ts";
 
 /** puzzlefs's parameters (spec §3.3). */
 export const PUZZLEFS_CDC = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024, level: 1 } as const;

@@ -23,7 +23,7 @@
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
 import { PfsError } from "../../common/errors.ts";
 import type { DirEntry, FileChunk, Inode, InodeAdditional, InodeMode } from "../format/types.ts";
-import { readXattrs } from "./native.ts";
+import { readXattrs } from "../native.ts";
 
 /** What a delta build needs from its base image (spec §2.4 path lookup). */
 export interface BaseLookup {

@@ -23,7 +23,7 @@
  */
 import binding from "zstd-napi/binding.js";
 import { PfsError } from "../../common/errors.ts";
-import { nativeSeekable } from "../builder/native.ts";
+import { nativeSeekable } from "../native.ts";
 
 export const SEEKABLE_FRAME_SIZE = 4096;
 export const SEEKABLE_LEVEL = 3;

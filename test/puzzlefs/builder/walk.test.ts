@@ -7,7 +7,7 @@ import { encodeRootfs } from "../../../src/puzzlefs/format/encode.ts";
 import type { DirEntry, Inode } from "../../../src/puzzlefs/format/types.ts";
 import { ChunkMapper } from "../../../src/puzzlefs/builder/chunkmap.ts";
 import { StreamCdc } from "../../../src/puzzlefs/builder/fastcdc.ts";
-import { hasNativeAddon } from "../../../src/puzzlefs/builder/native.ts";
+import { hasNativeAddon } from "../../../src/puzzlefs/native.ts";
 import { readStream } from "../../../src/puzzlefs/builder/stream.ts";
 import { devMajorMinor, walk, type BaseLookup, type WalkResult } from "../../../src/puzzlefs/builder/walk.ts";
 import { capnpEsDecode } from "../../helpers/rootfs-oracles.ts";

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { nativeSeekable } from "../../../src/puzzlefs/builder/native.ts";
+import { nativeSeekable } from "../../../src/puzzlefs/native.ts";
 import {
   compressSeekable as compressDefault,
   compressSeekableJs,

@@ -16,8 +16,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PfsError, ErrorCode } from "../../common/errors.ts";
-import { log } from "../../common/debug.ts";
+import { PfsError, ErrorCode } from "../common/errors.ts";
+import { log } from "../common/debug.ts";
 
 interface Addon {
   llistxattr(path: Buffer): Buffer[];
@@ -32,8 +32,8 @@ interface Addon {
 }
 
 const require = createRequire(import.meta.url);
-/** Package root: this file is src/puzzlefs/builder/native.ts (or dist/…/native.js). */
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+/** Package root: this file is src/puzzlefs/native.ts (or dist/puzzlefs/native.js). */
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const AT_FDCWD = -100;
 
 let addon: Addon | null | undefined;

@@ -2,8 +2,8 @@ import { execFileSync } from "node:child_process";
 import { symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { hasNativeAddon, mknod, readXattrs, writeXattr } from "../../../src/puzzlefs/builder/native.ts";
-import { removeTree, tempDir } from "../../helpers/tree.ts";
+import { hasNativeAddon, mknod, readXattrs, writeXattr } from "../../src/puzzlefs/native.ts";
+import { removeTree, tempDir } from "../helpers/tree.ts";
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach(removeTree));
