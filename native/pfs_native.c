@@ -281,7 +281,7 @@ done:;
  * fs-verity file digest (SHA-256, 4096-byte blocks, no salt). The hashing is
  * OpenSSL's, from the Node binary itself (it exports libcrypto's symbols for
  * addons; declared here so no OpenSSL headers are needed). One SHA256() call
- * per 4 KiB block is what makes this ~3x the JS version, which has to create a
+ * per 4 KiB block is what makes this ~1.5x the JS version, which has to create a
  * Hash object per block (src/puzzlefs/verity.ts is the reference; tests
  * compare both with `fsverity digest`).
  */

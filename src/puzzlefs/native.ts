@@ -1,6 +1,7 @@
 /**
- * Linux calls Node lacks (xattrs on raw-byte paths, mknod) and two hot loops
- * (FastCDC, fs-verity), from the small N-API addon in native/pfs_native.c.
+ * Linux calls Node lacks (xattrs on raw-byte paths, mknod) and three hot loops
+ * of `build` (FastCDC, fs-verity, the zstd seekable encoder), from the small
+ * N-API addon in native/pfs_native.c.
  *
  * Why an addon: @napi-rs/xattr takes paths and attribute names as JS strings,
  * so a file whose name is not valid UTF-8 (spec §2.3: names are raw bytes)
@@ -184,7 +185,7 @@ export function nativeCdcCut(gear: Buffer): NativeCdcCut | null {
   return a.cdcCut;
 }
 
-/** fs-verity digest in C with Node's OpenSSL (≈3× the JS one); null without the addon. */
+/** fs-verity digest in C with Node's OpenSSL (≈1.5× the JS one: one SHA256() per block, no Hash objects); null without the addon. */
 export function nativeFsVerity(): ((data: Uint8Array) => Buffer) | null {
   return native()?.fsverity ?? null;
 }

@@ -26,7 +26,7 @@ function seekTable(b: Buffer): Array<[number, number]> {
 
 it("the C encoder is built (zstd-napi's libzstd is present after npm ci) and is the default", () => {
   const native = nativeSeekable();
-  expect(native).not.toBeNull();
+  expect(native, "no C encoder: is node_modules/zstd-napi/build/Release/zstd.a missing (a prebuilt zstd-napi)?").not.toBeNull();
   const data = Buffer.concat([randomBytes(5000), Buffer.alloc(70000, 3)]);
   expect(Buffer.from(compressDefault(data)).equals(native!(data))).toBe(true);
 });
