@@ -92,8 +92,11 @@ export interface BuildResult {
 const PARALLEL_MIN_BYTES = 8 << 20;
 /** Beyond this, one thread reading and cutting the stream cannot keep more workers busy. */
 const MAX_DEFAULT_WORKERS = 8;
-/** Chunks in flight per worker (≤ 256 KiB each): keeps every core busy, memory bounded. */
-const IN_FLIGHT_PER_WORKER = 8;
+/**
+ * Chunk bytes in flight per worker: enough for a couple of batches each
+ * (chunk-pool.ts), so no worker waits for the next one; bounds memory.
+ */
+const IN_FLIGHT_BYTES_PER_WORKER = 4 << 20;
 
 function checkRootfs(rootfs: string | Buffer): void {
   let link: boolean;
@@ -171,10 +174,13 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
   const pool = new ChunkPool({ ociDir: dir, compression }, workers);
   try {
     const inFlight: Array<{ length: number; result: Promise<StoredBlob> }> = [];
-    const limit = Math.max(4, workers * IN_FLIGHT_PER_WORKER);
+    let inFlightBytes = 0;
+    const limit = Math.max(1, workers) * IN_FLIGHT_BYTES_PER_WORKER;
+    /** Take results, oldest first, until at most `upTo` bytes are in flight (0: all of them). */
     const drain = async (upTo: number) => {
-      while (inFlight.length > upTo) {
+      while (inFlight.length > 0 && (upTo === 0 || inFlightBytes > upTo)) {
         const j = inFlight.shift()!;
+        inFlightBytes -= j.length;
         take(j.length, await j.result);
       }
     };
@@ -184,6 +190,7 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
         // Handled when its turn comes; until then a rejection must not count as unhandled.
         result.catch(() => {});
         inFlight.push({ length: c.length, result });
+        inFlightBytes += c.length;
       }
     };
     const cdc = new StreamCdc();

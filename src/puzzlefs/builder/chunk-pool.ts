@@ -6,6 +6,12 @@
  * promises in a FIFO), so the image is byte-identical whatever the number of
  * workers or the order in which they finish.
  *
+ * Chunks travel in batches: put() queues a chunk, and the queue goes to the
+ * least-loaded worker as one message when it holds BATCH_BYTES or when the
+ * caller next yields (a microtask), and comes back as one reply. One message
+ * per chunk cost two thread wake-ups per 64 KiB, a measurable share of
+ * `build -c`'s CPU on a 2-core machine.
+ *
  * `workers: 0` runs the same code on the calling thread (small builds, where
  * starting threads costs more than it saves).
  *
@@ -21,14 +27,18 @@ import { Worker } from "node:worker_threads";
 import { ErrorCode, PfsError, type ErrorCode as Code } from "../../common/errors.ts";
 import { log } from "../../common/debug.ts";
 import { BlobStore } from "../../oci/blobs.ts";
-import type { WorkerInit, WorkerReply, WorkerRequest } from "./chunk-worker.ts";
+import type { WorkerInit, WorkerReply, WorkerBatch, WorkerResult } from "./chunk-worker.ts";
 import { putBlob, type Compression, type StoredBlob } from "./put-blob.ts";
 
 interface Job {
   resolve(r: StoredBlob): void;
   reject(e: unknown): void;
+  /** -1 while queued, not yet sent. */
   worker: number;
 }
+
+/** A batch is sent once it holds this many bytes (else at the next microtask). */
+const BATCH_BYTES = 1 << 20;
 
 const FROM_SOURCE = import.meta.url.endsWith(".ts");
 
@@ -71,13 +81,8 @@ export class ChunkPool {
 
   private spawn(i: number): void {
     const w = startWorker(this.init);
-    w.on("message", (m: WorkerReply) => {
-      const job = this.jobs.get(m.id);
-      if (!job) return;
-      this.jobs.delete(m.id);
-      this.load[job.worker]!--;
-      if ("error" in m) job.reject(revive(m.error));
-      else job.resolve({ hex: m.hex, size: m.size, compressed: m.compressed, verity: m.verity, existed: m.existed });
+    w.on("message", (reply: WorkerReply) => {
+      for (const m of reply.results) this.settle(m);
     });
     const die = (why: string) => {
       this.failure ??= PfsError.internal(`chunk worker ${i} ${why}`);
@@ -97,8 +102,23 @@ export class ChunkPool {
     this.load.push(0);
   }
 
+  private settle(m: WorkerResult): void {
+    const job = this.jobs.get(m.id);
+    if (!job) return;
+    this.jobs.delete(m.id);
+    if (job.worker >= 0 && --this.load[job.worker]! === 0) {
+      // Idle workers must not keep the process alive.
+      this.workers[job.worker]?.unref();
+    }
+    if ("error" in m) job.reject(revive(m.error));
+    else job.resolve({ hex: m.hex, size: m.size, compressed: m.compressed, verity: m.verity, existed: m.existed });
+  }
+
   private closed = false;
   private readonly pending = new Set<Promise<StoredBlob>>();
+  private queue: WorkerBatch["items"] = [];
+  private queuedBytes = 0;
+  private flushScheduled = false;
 
   /**
    * Store one chunk. With workers, `data`'s buffer is transferred (unusable
@@ -114,22 +134,44 @@ export class ChunkPool {
         return Promise.reject(e);
       }
     }
-    let best = 0;
-    for (let i = 1; i < this.load.length; i++) if (this.load[i]! < this.load[best]!) best = i;
     const id = this.nextId++;
     const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
-    const msg: WorkerRequest = { id, data: own ? data : data.slice() };
     const p = new Promise<StoredBlob>((resolve, reject) => {
-      this.jobs.set(id, { resolve, reject, worker: best });
-      this.load[best]!++;
-      this.workers[best]!.ref();
-      this.workers[best]!.postMessage(msg, [msg.data.buffer as ArrayBuffer]);
-    }).finally(() => {
-      this.pending.delete(p);
-      if (this.load[best] === 0) this.workers[best]?.unref();
-    });
+      this.jobs.set(id, { resolve, reject, worker: -1 });
+    }).finally(() => this.pending.delete(p));
     this.pending.add(p);
+    this.queue.push({ id, data: own ? data : data.slice() });
+    this.queuedBytes += data.byteLength;
+    if (this.queuedBytes >= BATCH_BYTES) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
     return p;
+  }
+
+  /** Send the queued chunks to the least-loaded worker as one message. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const items = this.queue;
+    if (items.length === 0) return;
+    this.queue = [];
+    this.queuedBytes = 0;
+    if (this.failure) {
+      for (const { id } of items) {
+        this.jobs.get(id)?.reject(this.failure);
+        this.jobs.delete(id);
+      }
+      return;
+    }
+    let best = 0;
+    for (let i = 1; i < this.load.length; i++) if (this.load[i]! < this.load[best]!) best = i;
+    for (const { id } of items) this.jobs.get(id)!.worker = best;
+    this.load[best]! += items.length;
+    const w = this.workers[best]!;
+    w.ref();
+    const msg: WorkerBatch = { items };
+    w.postMessage(msg, items.map((it) => it.data.buffer as ArrayBuffer));
   }
 
   /**
@@ -138,6 +180,7 @@ export class ChunkPool {
    * no temp file is left behind.
    */
   async close(): Promise<void> {
+    this.flush();
     this.closed = true;
     await Promise.allSettled([...this.pending]);
     const ws = this.workers.splice(0);

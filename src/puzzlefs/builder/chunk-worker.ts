@@ -1,8 +1,9 @@
 /**
  * Worker thread of the chunk pool (chunk-pool.ts): compresses, hashes and
- * stores the chunks it is sent, one message per chunk, and answers with the
- * blob's name, size, flag and verity digest. Errors go back as plain data
- * (code, message, hint) and become PfsError again on the main thread.
+ * stores the chunks it is sent, a batch per message, and answers each batch
+ * with one message: per chunk the blob's name, size, flag and verity digest.
+ * Errors go back as plain data (code, message, hint) and become PfsError
+ * again on the main thread.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { PfsError } from "../../common/errors.ts";
@@ -14,31 +15,38 @@ export interface WorkerInit {
   compression: Compression;
 }
 
-export interface WorkerRequest {
-  id: number;
-  data: Uint8Array;
+/** Chunks to store, in order. */
+export interface WorkerBatch {
+  items: Array<{ id: number; data: Uint8Array }>;
 }
 
-export type WorkerReply =
+export type WorkerResult =
   | { id: number; hex: string; size: number; compressed: boolean; verity: Uint8Array; existed: boolean }
   | { id: number; error: { code: string; message: string; hint?: string; data?: Record<string, unknown> } };
+
+/** One reply per batch, one result per chunk. */
+export interface WorkerReply {
+  results: WorkerResult[];
+}
+
+function store1(store: BlobStore, compression: Compression, id: number, data: Uint8Array): WorkerResult {
+  try {
+    return { id, ...putBlob(store, data, compression) };
+  } catch (e) {
+    const error =
+      e instanceof PfsError
+        ? { code: e.code, message: e.message, hint: e.hint, data: { ...e.data } }
+        : { code: "INTERNAL", message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
+    return { id, error };
+  }
+}
 
 const port = parentPort;
 if (port) {
   const init = workerData as WorkerInit;
   const store = new BlobStore(init.ociDir);
-  port.on("message", (req: WorkerRequest) => {
-    let reply: WorkerReply;
-    try {
-      const r = putBlob(store, req.data, init.compression);
-      reply = { id: req.id, ...r };
-    } catch (e) {
-      const error =
-        e instanceof PfsError
-          ? { code: e.code, message: e.message, hint: e.hint, data: { ...e.data } }
-          : { code: "INTERNAL", message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
-      reply = { id: req.id, error };
-    }
+  port.on("message", (batch: WorkerBatch) => {
+    const reply: WorkerReply = { results: batch.items.map((it) => store1(store, init.compression, it.id, it.data)) };
     port.postMessage(reply);
   });
 }

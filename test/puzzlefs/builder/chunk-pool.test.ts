@@ -46,6 +46,29 @@ describe("ChunkPool", () => {
     }
   });
 
+  it("batches (several per message, > 1 MiB in one tick): each chunk still gets its own result, and one failing chunk fails alone", async () => {
+    const dir = scratch();
+    const input = Array.from({ length: 40 }, (_, i) => new Uint8Array(textBytes(65_536 + i, 100 + i)));
+    // Chunk 17's blob name is taken by other bytes: only that put may fail (EXISTS).
+    const bad = sha256hex(input[17]!);
+    mkdirSync(join(dir, "blobs/sha256"), { recursive: true });
+    writeFileSync(join(dir, "blobs/sha256", bad), "not these bytes");
+    const p = pool(dir, Compression.NOOP, 2);
+    const settled = await Promise.allSettled(input.map((c) => p.put(c.slice())));
+    settled.forEach((r, i) => {
+      if (i === 17) {
+        expect(r.status).toBe("rejected");
+        expect(((r as PromiseRejectedResult).reason as PfsError).code).toBe(ErrorCode.EXISTS);
+      } else {
+        expect(r.status, `chunk ${i}`).toBe("fulfilled");
+        expect((r as PromiseFulfilledResult<{ hex: string }>).value.hex).toBe(sha256hex(input[i]!));
+      }
+    });
+    // The pool keeps working after a failed chunk.
+    const again = await p.put(new Uint8Array(textBytes(1000, 7)));
+    expect(again.hex).toBe(sha256hex(textBytes(1000, 7)));
+  });
+
   it("transfers a chunk that owns its buffer and copies a view into a larger one", async () => {
     const p = pool(scratch(), Compression.NOOP, 1);
     const owned = new Uint8Array(textBytes(5000, 1));
