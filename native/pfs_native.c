@@ -301,17 +301,25 @@ static void hash_padded(const uint8_t *src, size_t n, uint8_t *md) {
   }
 }
 
-static napi_value js_fsverity(napi_env env, napi_callback_info info) {
+/* The single Uint8Array argument of `fn`: 0, or -1 with a TypeError thrown. */
+static int u8_arg(napi_env env, napi_callback_info info, const char *fn, void **data, size_t *len) {
   size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_typedarray_type type;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, len, data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s: Uint8Array expected", fn);
+    napi_throw_type_error(env, NULL, msg);
+    return -1;
+  }
+  return 0;
+}
+
+static napi_value js_fsverity(napi_env env, napi_callback_info info) {
   size_t len;
   void *data;
-  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, NULL, "fsverity: Uint8Array expected");
-    return NULL;
-  }
+  if (u8_arg(env, info, "fsverity", &data, &len) != 0) return NULL;
   uint8_t root[VHASH] = {0};
   if (len > 0) {
     size_t blocks = (len + VBLOCK - 1) / VBLOCK;
@@ -410,16 +418,9 @@ static void put32(uint8_t *p, uint32_t v) {
 }
 
 static napi_value js_seekable(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  napi_typedarray_type type;
   size_t len;
   void *data;
-  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, NULL, "seekable: Uint8Array expected");
-    return NULL;
-  }
+  if (u8_arg(env, info, "seekable", &data, &len) != 0) return NULL;
   ZSTD_CCtx *c = env_cctx(env);
   if (!c) {
     napi_throw_error(env, "ENOMEM", "seekable: cannot create a zstd context");
