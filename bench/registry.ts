@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- registry [--image DIR:TAG] [--tree DIR]`
+ * `npm run bench -- registry [--image DIR:TAG] [--tree DIR] [--grow MIB]`
  *
  * Serving straight from a registry against copying first, same image, one
  * run each, everything on 127.0.0.1 (docker-registry 2.8, plain HTTP):
@@ -13,7 +13,10 @@
  *                   `cat /etc/os-release` done.
  * Also the bytes the registry served: counted by a proxy in front of it for
  * the lazy path (which pays the proxy's overhead); every blob for the copy.
- * Target (issue 8): lazy ≥ 10× faster to /etc for a Debian minbase tree.
+ * Target (issue 8): lazy ≥ 10× faster to /etc for a Debian minbase tree,
+ * and growing with image size: so, when the image comes from a tree, the
+ * same is measured again for that tree plus --grow MiB (default 256) of
+ * generated files under /opt/bench-data, and both speed-ups are printed.
  *
  * The image: --image DIR:TAG; else --tree DIR built with `puzzlefs build`
  * (default tree: the integration corpus .cache/corpus/debian-minbase), when
@@ -21,7 +24,8 @@
  * Needs root (loop mount). Both servers run the compiled CLI (npm run build).
  */
 import { execFile, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createCipheriv, createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -94,6 +98,64 @@ async function measure(label: string, t0: number, serveArgs: string[], exportNam
   }
 }
 
+/** Generated files (text-like, zstd ~3×, and incompressible), deterministic: `mib` MiB in 1 MiB files. */
+function addData(dir: string, mib: number): void {
+  mkdirSync(dir, { recursive: true });
+  const key = createHash("sha256").update("bench-registry").digest();
+  const rnd = createCipheriv("aes-256-ctr", key, Buffer.alloc(16));
+  for (let i = 0; i < mib; i++) {
+    const r = rnd.update(Buffer.alloc(1 << 20));
+    // Every other file text-like: random bytes mapped onto a small alphabet.
+    if (i % 2 === 0) for (let k = 0; k < r.length; k++) r[k] = 97 + (r[k]! % 16);
+    writeFileSync(join(dir, `f${String(i).padStart(4, "0")}.bin`), r);
+  }
+}
+
+/** Push `image`, then time the lazy path and the copy-first path for it; prints a table. */
+async function measureImage(
+  image: string,
+  what: string,
+  repo: string,
+  host: string,
+  proxy: Awaited<ReturnType<typeof startProxy>>,
+  work: string,
+): Promise<{ stored: number; etc: number }> {
+  const tag = image.slice(image.lastIndexOf(":") + 1);
+  // Set-up, not measured: `puzzlefs push` (skopeo's push is quadratic in the layer count: ~6 min for 1600 blobs here).
+  await exec(process.execPath, [BIN, "push", image, `oci://${host}/bench/${repo}:${tag}`, "--insecure-registry"]);
+  const info = JSON.parse((await exec(process.execPath, [BIN, "info", image, "--json"], { maxBuffer: 1 << 26 })).stdout);
+  const img = info.images[0];
+
+  proxy.reset();
+  const t1 = performance.now();
+  const lazy = await measure(`lazy-${repo}`, t1, [`oci://${proxy.host}/bench/${repo}:${tag}`, "--insecure-registry", "--cache-dir", join(work, `cache-${repo}`)], tag, work);
+  const lazyBytes = proxy.bytes;
+
+  // skopeo talks to the registry directly: the counting proxy costs it more (many requests) than
+  // it costs the lazy path, and it fetches every blob anyway.
+  const copiedDir = join(work, `copied-${repo}`);
+  const t2 = performance.now();
+  await exec("skopeo", ["copy", "--src-tls-verify=false", `docker://${host}/bench/${repo}:${tag}`, `oci:${copiedDir}:${tag}`]);
+  const copied = performance.now() - t2;
+  const copyBytes = img.storedBytes as number;
+  const eager = await measure(`copy-${repo}`, t2, [copiedDir, "--tag", tag], tag, work, copied);
+
+  const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
+  console.log(`image: ${what}`);
+  console.log(`       ${img.inodes} inodes, ${img.chunkBlobs.distinct} chunk blobs, ${mb(img.storedBytes)} stored, ${mb(img.logicalBytes)} logical`);
+  console.log("");
+  console.log("                      lazy (serve oci://)   copy first (skopeo copy + serve)");
+  console.log(`skopeo copy           -                     ${s(eager.copy!)}`);
+  console.log(`listening             ${s(lazy.listening).padEnd(22)}${s(eager.listening)}`);
+  console.log(`first byte served     ${s(lazy.firstByte).padEnd(22)}${s(eager.firstByte)}`);
+  console.log(`/etc readable         ${s(lazy.etc).padEnd(22)}${s(eager.etc)}`);
+  console.log(`registry bytes        ${mb(lazyBytes).padEnd(22)}${mb(copyBytes)}`);
+  console.log("");
+  console.log(`speed-up: first byte ${(eager.firstByte / lazy.firstByte).toFixed(1)}×, /etc readable ${(eager.etc / lazy.etc).toFixed(1)}× (target ≥ 10× for Debian minbase)`);
+  return { stored: copyBytes, etc: eager.etc / lazy.etc };
+}
+
 export default async function main(args: string[]): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("bench registry needs root (loop mount)");
   await exec("npm", ["run", "build", "--silent"], { cwd: REPO });
@@ -116,38 +178,22 @@ export default async function main(args: string[]): Promise<void> {
       image = `${s.dir}:bench`;
       what = "synthetic root-filesystem-shaped image (`puzzlefs build` is not available yet)";
     }
-    const tag = image.slice(image.lastIndexOf(":") + 1);
-    // Set-up, not measured: `puzzlefs push` (skopeo's push is quadratic in the layer count: ~6 min for 1600 blobs here).
-    await exec(process.execPath, [BIN, "push", image, `oci://${reg.host}/bench/img:${tag}`, "--insecure-registry"]);
-    const info = JSON.parse((await exec(process.execPath, [BIN, "info", image, "--json"], { maxBuffer: 1 << 26 })).stdout);
-    const img = info.images[0];
-
-    proxy.reset();
-    const t1 = performance.now();
-    const lazy = await measure("lazy", t1, [`oci://${proxy.host}/bench/img:${tag}`, "--insecure-registry", "--cache-dir", join(work, "cache")], tag, work);
-    const lazyBytes = proxy.bytes;
-
-    // skopeo talks to the registry directly: the counting proxy costs it more (many requests) than
-    // it costs the lazy path, and it fetches every blob anyway.
-    const t2 = performance.now();
-    await exec("skopeo", ["copy", "--src-tls-verify=false", `docker://${reg.host}/bench/img:${tag}`, `oci:${join(work, "copied")}:${tag}`]);
-    const copied = performance.now() - t2;
-    const copyBytes = img.storedBytes as number;
-    const eager = await measure("copy", t2, [join(work, "copied"), "--tag", tag], tag, work, copied);
-
-    const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-    const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
-    console.log(`image: ${what}`);
-    console.log(`       ${img.inodes} inodes, ${img.chunkBlobs.distinct} chunk blobs, ${mb(img.storedBytes)} stored, ${mb(img.logicalBytes)} logical`);
-    console.log("");
-    console.log("                      lazy (serve oci://)   copy first (skopeo copy + serve)");
-    console.log(`skopeo copy           -                     ${s(eager.copy!)}`);
-    console.log(`listening             ${s(lazy.listening).padEnd(22)}${s(eager.listening)}`);
-    console.log(`first byte served     ${s(lazy.firstByte).padEnd(22)}${s(eager.firstByte)}`);
-    console.log(`/etc readable         ${s(lazy.etc).padEnd(22)}${s(eager.etc)}`);
-    console.log(`registry bytes        ${mb(lazyBytes).padEnd(22)}${mb(copyBytes)}`);
-    console.log("");
-    console.log(`speed-up: first byte ${(eager.firstByte / lazy.firstByte).toFixed(1)}×, /etc readable ${(eager.etc / lazy.etc).toFixed(1)}× (target ≥ 10× for Debian minbase)`);
+    const speedups = [await measureImage(image, what, "img", reg.host, proxy, work)];
+    const growMiB = Number(opt(args, "--grow") ?? 256);
+    const tree = opt(args, "--tree") ?? join(REPO, ".cache", "corpus", "debian-minbase");
+    if (!opt(args, "--image") && growMiB > 0 && (await hasBuild())) {
+      // The same tree plus generated files: the lazy path should not care, the copy should.
+      const grown = join(work, "grown");
+      await exec("cp", ["-a", tree, grown]); // device nodes too (fs.cpSync cannot copy them)
+      addData(join(grown, "opt", "bench-data"), growMiB);
+      await exec(process.execPath, [BIN, "build", grown, `${join(work, "built-grown")}:bench`], { maxBuffer: 1 << 26 });
+      console.log("");
+      speedups.push(await measureImage(`${join(work, "built-grown")}:bench`, `the same tree + ${growMiB} MiB under /opt/bench-data`, "grown", reg.host, proxy, work));
+    }
+    if (speedups.length > 1) {
+      console.log("");
+      console.log(`speed-up to /etc readable by image size: ${speedups.map((x) => `${(x.stored / 1e6).toFixed(0)} MB stored: ${x.etc.toFixed(1)}×`).join(", ")}`);
+    }
   } finally {
     await proxy.stop();
     await reg.stop();
