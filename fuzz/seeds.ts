@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { EMPTY_CONFIG_HEX, MediaType } from "../src/oci/manifest.ts";
 import { compressSeekable } from "../src/puzzlefs/compression/seekable-encode.ts";
 import { encodeRootfs } from "../src/puzzlefs/format/encode.ts";
+import { filler } from "../test/fixtures/bad/image.ts";
 import { I, rootfs } from "../test/helpers/test-image.ts";
 import { encodeInput, type ImageInput } from "./targets/image.ts";
 import { seeds as sessionSeeds } from "./targets/session.ts";
@@ -33,17 +34,6 @@ export function indexTemplate(tag = "fuzz"): string {
     schemaVersion: 2,
     manifests: [{ mediaType: MediaType.MANIFEST, digest: "@MANIFEST_DIGEST@", size: "@MANIFEST_SIZE@", annotations: { "org.opencontainers.image.ref.name": tag } }],
   }).replace(/"(@[A-Z_]+_SIZE@)"/g, "$1");
-}
-
-/** Deterministic filler bytes (text-like, so zstd has something to do). */
-function filler(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = 0x61 + ((x >>> 16) % 26);
-  }
-  return b;
 }
 
 function imageSeeds(): Array<[string, Buffer]> {

@@ -6,6 +6,7 @@
  * file descriptors from /proc.
  */
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
+import { rng } from "../../test/helpers/rootfs-gen.ts";
 import { NbdClient } from "./nbd-client.ts";
 
 export interface LoadOptions {
@@ -34,19 +35,6 @@ export interface LoadResult {
   maxus: number;
   seconds: number;
   firstError?: string;
-}
-
-/** xorshift32 → [0, n). */
-function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
 }
 
 export function countDiff(a: Uint8Array, b: Uint8Array): number {
