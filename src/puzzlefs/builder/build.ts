@@ -31,10 +31,10 @@ import { MANIFEST_VERSION, type InodeVector, type VerityData } from "../format/t
 import { fsVerityHex } from "../verity.ts";
 import { openBase, sameLayer, type BaseImage } from "./base.ts";
 import { ChunkMapper } from "./chunkmap.ts";
-import { ChunkPool } from "./chunk-pool.ts";
-import { StreamCdc } from "./fastcdc.ts";
+import { ChunkPool, SLAB_BYTES } from "./chunk-pool.ts";
+import { SlabCdc, type Slab } from "./fastcdc.ts";
 import { Compression, type StoredBlob } from "./put-blob.ts";
-import { readStream } from "./stream.ts";
+import { StreamReader } from "./stream.ts";
 import { walk, type WalkCounts } from "./walk.ts";
 
 export interface BuildOptions {
@@ -93,10 +93,12 @@ const PARALLEL_MIN_BYTES = 8 << 20;
 /** Beyond this, one thread reading and cutting the stream cannot keep more workers busy. */
 const MAX_DEFAULT_WORKERS = 8;
 /**
- * Chunk bytes in flight per worker: enough for a couple of batches each
- * (chunk-pool.ts), so no worker waits for the next one; bounds memory.
+ * Chunk bytes in flight per worker: a couple of slabs each (chunk-pool.ts),
+ * so no worker waits for the next one; bounds memory.
  */
-const IN_FLIGHT_BYTES_PER_WORKER = 4 << 20;
+const IN_FLIGHT_BYTES_PER_WORKER = 2 * SLAB_BYTES;
+/** Bytes per read(2): progress moves at least this often. */
+const READ_SIZE = 1 << 20;
 
 function checkRootfs(rootfs: string | Buffer): void {
   let link: boolean;
@@ -184,21 +186,34 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
         take(j.length, await j.result);
       }
     };
-    const submit = (chunks: ReturnType<StreamCdc["push"]>) => {
-      for (const c of chunks) {
-        const result = pool.put(c.data);
+    const submit = (slab: Slab) => {
+      const results = pool.putSlab(slab);
+      for (let i = 0; i < results.length; i++) {
+        const result = results[i]!;
         // Handled when its turn comes; until then a rejection must not count as unhandled.
         result.catch(() => {});
-        inFlight.push({ length: c.length, result });
-        inFlightBytes += c.length;
+        const length = slab.chunks[i]!.length;
+        inFlight.push({ length, result });
+        inFlightBytes += length;
       }
     };
-    const cdc = new StreamCdc();
-    for (const buf of readStream(tree.stream)) {
-      progress.bytesRead += buf.length;
-      submit(cdc.push(buf));
-      report();
-      await drain(limit);
+    const cdc = new SlabCdc(() => pool.acquireSlab());
+    const reader = new StreamReader(tree.stream);
+    try {
+      for (;;) {
+        const dest = cdc.writable();
+        const n = reader.read(dest.length > READ_SIZE ? dest.subarray(0, READ_SIZE) : dest);
+        if (n === 0) break;
+        progress.bytesRead += n;
+        const full = cdc.commit(n);
+        report();
+        if (full) {
+          submit(full);
+          await drain(limit);
+        }
+      }
+    } finally {
+      reader.close();
     }
     submit(cdc.finish());
     await drain(0);

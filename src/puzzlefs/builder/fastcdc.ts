@@ -139,6 +139,15 @@ export function cut(cfg: CdcConfig, src: Uint8Array, start: number, n: number, o
   return n;
 }
 
+/** cut() by the C inner loop when there is one, else by the JS one. */
+function cutWith(native: NativeCdcCut | null, c: CdcConfig, src: Uint8Array, start: number, n: number, h: { hi: number; lo: number }): number {
+  if (!native) return cut(c, src, start, n, h);
+  const r = native(src, start, n, c.min, c.avg, c.max, c.maskS, c.maskL);
+  h.hi = r[1];
+  h.lo = r[2];
+  return r[0];
+}
+
 /** StreamCdc's buffer size (at least 2 × max). Cuts do not depend on it. */
 const STREAM_BUFFER = 4 << 20;
 
@@ -196,14 +205,7 @@ export class StreamCdc {
   }
 
   private emit(): Chunk {
-    const c = this.cfg;
-    let len: number;
-    if (this.native) {
-      const r = this.native(this.buf, this.start, this.end - this.start, c.min, c.avg, c.max, c.maskS, c.maskL);
-      len = r[0];
-      this.h.hi = r[1];
-      this.h.lo = r[2];
-    } else len = cut(c, this.buf, this.start, this.end - this.start, this.h);
+    const len = cutWith(this.native, this.cfg, this.buf, this.start, this.end - this.start, this.h);
     const chunk: Chunk = { offset: this.offset, length: len, hash: toBig(this.h), data: this.buf.slice(this.start, this.start + len) };
     this.start += len;
     this.offset += len;
@@ -221,4 +223,83 @@ export class StreamCdc {
 export function chunkAll(data: Uint8Array, params: CdcParams = PUZZLEFS_CDC, opts: { native?: boolean } = {}): Chunk[] {
   const s = new StreamCdc(params, opts);
   return [...s.push(data), ...s.finish()];
+}
+
+/** A slab of SlabCdc: one buffer of stream bytes and the chunks cut in it, in stream order. */
+export interface Slab {
+  buffer: ArrayBuffer;
+  /** Each chunk's place in `buffer`. */
+  chunks: Array<{ start: number; length: number }>;
+}
+
+/**
+ * The builder's chunker: cuts like StreamCdc, without copying the bytes. The
+ * caller reads the stream straight into `writable()` and reports how much it
+ * read with `commit(n)`; chunks are cut in place. When a slab is full, the
+ * unconsumed tail (fewer than `max` bytes) moves to the front of a fresh
+ * buffer from `acquire`, and commit() returns the full slab with its chunks,
+ * which now belongs to the caller (the builder hands it to a worker thread
+ * and gets the buffer back for reuse). So file bytes are copied by the kernel
+ * into the slab and nowhere else, apart from the tails.
+ */
+export class SlabCdc {
+  private readonly cfg: CdcConfig;
+  private readonly native: NativeCdcCut | null;
+  private buf: Uint8Array;
+  private chunks: Slab["chunks"] = [];
+  private start = 0;
+  private end = 0;
+  private readonly h = { hi: 0, lo: 0 };
+
+  /** `acquire` returns buffers of at least 2 × max bytes. */
+  constructor(
+    private readonly acquire: () => ArrayBuffer,
+    params: CdcParams = PUZZLEFS_CDC,
+    opts: { native?: boolean } = {},
+  ) {
+    this.cfg = new CdcConfig(params);
+    this.native = opts.native === false ? null : nativeCdcCut(GEAR_BYTES);
+    this.buf = this.fresh();
+  }
+
+  private fresh(): Uint8Array {
+    const b = new Uint8Array(this.acquire());
+    if (b.length < 2 * this.cfg.max) throw PfsError.internal(`SlabCdc: a slab of ${b.length} bytes is smaller than 2 × max (${2 * this.cfg.max})`);
+    return b;
+  }
+
+  /** Where to put the next bytes of the stream (never empty). */
+  writable(): Uint8Array {
+    return this.buf.subarray(this.end);
+  }
+
+  /** `n` bytes were written at the start of writable(); returns the slab if it is now full. */
+  commit(n: number): Slab | null {
+    if (!(n > 0 && this.end + n <= this.buf.length)) throw PfsError.internal(`SlabCdc.commit(${n}) with ${this.buf.length - this.end} bytes writable`);
+    this.end += n;
+    while (this.end - this.start >= this.cfg.max) this.cutOne();
+    if (this.end < this.buf.length) return null;
+    const full: Slab = { buffer: this.buf.buffer as ArrayBuffer, chunks: this.chunks };
+    const next = this.fresh();
+    next.set(this.buf.subarray(this.start, this.end));
+    this.buf = next;
+    this.chunks = [];
+    this.end -= this.start;
+    this.start = 0;
+    return full;
+  }
+
+  /** End of stream: the last slab, with the remaining chunks (possibly none). */
+  finish(): Slab {
+    while (this.end > this.start) this.cutOne();
+    const last: Slab = { buffer: this.buf.buffer as ArrayBuffer, chunks: this.chunks };
+    this.chunks = [];
+    return last;
+  }
+
+  private cutOne(): void {
+    const len = cutWith(this.native, this.cfg, this.buf, this.start, this.end - this.start, this.h);
+    this.chunks.push({ start: this.start, length: len });
+    this.start += len;
+  }
 }

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
-import { CdcConfig, PUZZLEFS_CDC, StreamCdc, chunkAll, cut, type CdcParams } from "../../../src/puzzlefs/builder/fastcdc.ts";
+import { CdcConfig, PUZZLEFS_CDC, SlabCdc, StreamCdc, chunkAll, cut, type CdcParams, type Slab } from "../../../src/puzzlefs/builder/fastcdc.ts";
 
 const jpg = readFileSync("test/fixtures/SekienAkashita.jpg");
 // Every vector runs twice: with the C inner loop (the default) and the JS reference.
@@ -163,5 +163,38 @@ describe("streaming", () => {
       expect(c.length).toBeLessThanOrEqual(PUZZLEFS_CDC.max);
     }
     expect(whole.some((c) => c.length === PUZZLEFS_CDC.max)).toBe(true);
+  });
+
+  test.prop(
+    [fc.array(fc.integer({ min: 1, max: 1_500_000 }), { minLength: 1, maxLength: 30 }), fc.constantFrom(2 * PUZZLEFS_CDC.max, 2 * PUZZLEFS_CDC.max + 4097, 2 << 20), fc.boolean()],
+    { numRuns: 15 },
+  )("SlabCdc: any read sizes and slab sizes give the cuts of the whole buffer, each chunk in place in its slab", (sizes, slabBytes, native) => {
+    const made: ArrayBuffer[] = [];
+    const cdc = new SlabCdc(() => (made.push(new ArrayBuffer(slabBytes)), made.at(-1)!), PUZZLEFS_CDC, { native });
+    const slabs: Slab[] = [];
+    let pos = 0;
+    for (let k = 0; pos < data.length; k++) {
+      const dest = cdc.writable();
+      expect(dest.length).toBeGreaterThan(0);
+      const n = Math.min(sizes[k % sizes.length]!, dest.length, data.length - pos);
+      dest.set(data.subarray(pos, pos + n));
+      pos += n;
+      const full = cdc.commit(n);
+      if (full) slabs.push(full);
+    }
+    slabs.push(cdc.finish());
+    // 11 MiB in slabs of at most 2 MiB: several slabs, hence several tails moved.
+    expect(slabs.length).toBeGreaterThan(5);
+    expect(made.length).toBe(slabs.length);
+    const got = slabs.flatMap((s) => s.chunks.map((c) => new Uint8Array(s.buffer, c.start, c.length)));
+    expect(got.map((c) => c.length)).toEqual(whole.map((c) => c.length));
+    expect(Buffer.concat(got).equals(data)).toBe(true);
+  });
+
+  it("SlabCdc refuses slabs smaller than 2 × max, and a commit beyond the writable space", () => {
+    expect(() => new SlabCdc(() => new ArrayBuffer(2 * PUZZLEFS_CDC.max - 1))).toThrow(/smaller than 2 × max/);
+    const cdc = new SlabCdc(() => new ArrayBuffer(2 * PUZZLEFS_CDC.max));
+    expect(() => cdc.commit(2 * PUZZLEFS_CDC.max + 1)).toThrow(/writable/);
+    expect(cdc.finish().chunks).toEqual([]);
   });
 });

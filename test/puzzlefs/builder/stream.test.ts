@@ -3,7 +3,7 @@ import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { isPfsError } from "../../../src/common/errors.ts";
-import { readStream } from "../../../src/puzzlefs/builder/stream.ts";
+import { StreamReader, readStream } from "../../../src/puzzlefs/builder/stream.ts";
 import { walk, type WalkResult } from "../../../src/puzzlefs/builder/walk.ts";
 import { makeTree, removeTree, tempDir, type TreeSpec } from "../../helpers/tree.ts";
 
@@ -23,6 +23,33 @@ describe("readStream (spec §3.3)", () => {
     const parts: Buffer[] = [];
     for await (const b of readStream(walk(d).stream)) parts.push(Buffer.from(b));
     expect(Buffer.concat(parts).equals(Buffer.concat([Buffer.from("aa"), big]))).toBe(true);
+  });
+
+  it("StreamReader: reads of any size, into the caller's buffers, give the same bytes; files may arrive while reading", () => {
+    const big = Buffer.alloc(40_001, 9);
+    const d = tree([["a", { type: "file", data: "hello" }], ["b", { type: "file" }], ["c", { type: "file", data: big }], ["d", { type: "file", data: "z" }]]);
+    const all = walk(d).stream;
+    const expected = Buffer.concat([Buffer.from("hello"), big, Buffer.from("z")]);
+    for (const size of [1, 7, 4096, 40_001, 1 << 20]) {
+      // The files come one at a time, as the walk finds them.
+      const files = all.slice(0, 1);
+      let asked = 0;
+      const r = new StreamReader(files, () => {
+        asked++;
+        if (files.length === all.length) return false;
+        files.push(all[files.length]!);
+        return true;
+      });
+      const parts: Buffer[] = [];
+      const dest = new Uint8Array(size);
+      for (let n = r.read(dest); n > 0; n = r.read(dest)) {
+        expect(n).toBeLessThanOrEqual(size);
+        parts.push(Buffer.from(dest.subarray(0, n)));
+      }
+      expect(Buffer.concat(parts).equals(expected), `read size ${size}`).toBe(true);
+      expect(asked).toBe(all.length);
+      expect(r.read(dest)).toBe(0);
+    }
   });
 
   it("fails with a clear error when a file grows, shrinks or turns into a symlink after the walk", async () => {
