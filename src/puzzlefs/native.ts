@@ -28,6 +28,8 @@ interface Addon {
   cdcInit(gear: Buffer): void;
   cdcCut(buf: Uint8Array, start: number, n: number, min: number, avg: number, max: number, maskS: number, maskL: number): [number, number, number];
   fsverity(buf: Uint8Array): Buffer;
+  scandir(dir: Buffer): ScannedDir;
+  readfile(path: Buffer, dest: Uint8Array): number;
   /** Only when built with zstd-napi's libzstd (see zstdArchive). */
   seekable?: (buf: Uint8Array) => Buffer;
 }
@@ -183,6 +185,34 @@ export function nativeCdcCut(gear: Buffer): NativeCdcCut | null {
     cdcReady = true;
   }
   return a.cdcCut;
+}
+
+/**
+ * One directory for the builder's walk (native/pfs_native.c js_scandir):
+ * entries sorted by raw name bytes; per entry i, num[6i…6i+5] = mode, uid,
+ * gid, size, major, minor (mode = -errno when its lstat failed), keys[i] =
+ * "st_dev:st_ino", xattrs[i] = 0 none, 1 some, 2 listing them failed.
+ */
+export interface ScannedDir {
+  names: Buffer[];
+  keys: Array<string | undefined>;
+  num: Float64Array;
+  xattrs: Uint8Array;
+}
+
+/** The walk's directory scan in C; null without the addon. */
+export function nativeScandir(): ((dir: Buffer) => ScannedDir) | null {
+  return native()?.scandir ?? null;
+}
+
+/**
+ * A whole small file into `dest` in one call (open O_NOFOLLOW|O_NONBLOCK,
+ * fstat, read to EOF or until dest is full, close): the bytes read, or -1 if
+ * it is not a regular file; errors carry syscall "open", "fstat" or "read".
+ * Null without the addon.
+ */
+export function nativeReadfile(): ((path: Buffer, dest: Uint8Array) => number) | null {
+  return native()?.readfile ?? null;
 }
 
 /** fs-verity digest in C with Node's OpenSSL (≈1.5× the JS one: one SHA256() per block, no Hash objects); null without the addon. */

@@ -35,7 +35,7 @@ import { ChunkPool, SLAB_BYTES } from "./chunk-pool.ts";
 import { SlabCdc, type Slab } from "./fastcdc.ts";
 import { Compression, type StoredBlob } from "./put-blob.ts";
 import { StreamReader } from "./stream.ts";
-import { walk, type WalkCounts } from "./walk.ts";
+import { Walker, type WalkCounts } from "./walk.ts";
 
 export interface BuildOptions {
   /** zstd seekable chunks (`-c`). */
@@ -126,17 +126,21 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
     layout = await OciLayout.open(dir);
     base = await openBase(layout, opts.baseTag);
   }
-  const tree = walk(rootfs, base?.lookup);
+  // The walk goes on while the files it has found are read and chunked
+  // (StreamReader asks for more), so the workers do not wait for the whole
+  // tree to be listed. Enough of it is walked first to choose the number of
+  // workers: the whole tree if it is small.
+  const walker = new Walker(rootfs, base?.lookup);
+  while (walker.counts.bytes < PARALLEL_MIN_BYTES && walker.step());
   layout ??= await OciLayout.init(dir);
   const before = (await layout.readIndex(true)).manifests.find((d) => tagOf(d) === tag);
   await layout.putEmptyConfig();
 
-  const workers = opts.workers ?? (tree.counts.bytes >= PARALLEL_MIN_BYTES ? Math.min(availableParallelism(), MAX_DEFAULT_WORKERS) : 0);
+  const workers = opts.workers ?? (walker.counts.bytes >= PARALLEL_MIN_BYTES ? Math.min(availableParallelism(), MAX_DEFAULT_WORKERS) : 0);
   const chunkType = compression === Compression.ZSTD ? MediaType.FILEDATA_ZSTD : MediaType.FILEDATA;
   const layers: Descriptor[] = [];
   const verity = new Map<string, Uint8Array>();
-  const stats: BuildStats = {
-    ...tree.counts,
+  const stats: Omit<BuildStats, keyof WalkCounts> = {
     chunks: 0,
     uniqueChunks: 0,
     uniqueBytes: 0,
@@ -147,11 +151,11 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
     metadataLayers: 0,
     workers,
   };
-  const progress: BuildProgress = { phase: "data", bytesRead: 0, bytesDone: 0, bytesTotal: tree.counts.bytes, chunks: 0 };
-  const report = () => opts.onProgress?.({ ...progress });
+  const progress: BuildProgress = { phase: "data", bytesRead: 0, bytesDone: 0, bytesTotal: walker.counts.bytes, chunks: 0 };
+  const report = () => opts.onProgress?.({ ...progress, bytesTotal: walker.counts.bytes });
   report();
 
-  const mapper = new ChunkMapper(tree.stream);
+  const mapper = new ChunkMapper(walker.stream);
   const seen = new Set<string>();
   const take = (length: number, r: StoredBlob) => {
     mapper.add(length, new Uint8Array(Buffer.from(r.hex, "hex")), r.compressed);
@@ -198,7 +202,7 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
       }
     };
     const cdc = new SlabCdc(() => pool.acquireSlab());
-    const reader = new StreamReader(tree.stream);
+    const reader = new StreamReader(walker.stream, () => walker.step());
     try {
       for (;;) {
         const dest = cdc.writable();
@@ -220,6 +224,7 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
   } finally {
     await pool.close();
   }
+  const tree = walker.finish();
   if (!mapper.complete) throw PfsError.internal("the data stream ended before every file was mapped");
 
   progress.phase = "metadata";
@@ -262,6 +267,6 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
     manifestVerity,
     rootfsHex: root.hex,
     replaced: before ? before.digest : null,
-    stats,
+    stats: { ...tree.counts, ...stats },
   };
 }

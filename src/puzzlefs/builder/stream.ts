@@ -13,6 +13,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { ErrorCode, PfsError } from "../../common/errors.ts";
+import { nativeReadfile } from "../native.ts";
 import type { StreamFile } from "./walk.ts";
 
 const READ_SIZE = 1 << 20;
@@ -39,17 +40,28 @@ export class StreamReader {
   private fd = -1;
   private file: StreamFile | undefined;
   private done = 0;
+  private readonly readfile: ((path: Buffer, dest: Uint8Array) => number) | null;
 
+  /** `native: false` reads every file with Node's fs (the reference the C path is tested against). */
   constructor(
     private readonly files: readonly StreamFile[],
     private readonly more: () => boolean = () => false,
-  ) {}
+    opts: { native?: boolean } = {},
+  ) {
+    this.readfile = opts.native === false ? null : nativeReadfile();
+  }
 
   /** Read the next bytes of the stream into `dest` (1 … dest.length of them); 0 once the stream has ended. */
   read(dest: Uint8Array): number {
     if (dest.length === 0) throw new RangeError("StreamReader.read: empty destination");
     for (;;) {
-      if (this.fd < 0 && !this.open()) return 0;
+      if (this.fd < 0) {
+        const f = this.nextFile();
+        if (!f) return 0;
+        // A file that fits (with the byte that notices growth) is read whole, in one native call.
+        if (this.readfile && f.size < dest.length) return this.whole(f, dest);
+        this.open(f);
+      }
       const f = this.file!;
       // At the end of the file, ask for one byte more than expected, to notice growth.
       const want = Math.min(dest.length, f.size - this.done + 1);
@@ -76,35 +88,51 @@ export class StreamReader {
     }
   }
 
-  /** Open the next non-empty file; false at the end of the stream. */
-  private open(): boolean {
+  /** The next non-empty file, asking the walk for more when the known ones are done. */
+  private nextFile(): StreamFile | undefined {
     for (;;) {
-      if (this.next === this.files.length && !this.more()) return false;
+      if (this.next === this.files.length && !this.more()) return undefined;
       if (this.next === this.files.length) continue;
       const f = this.files[this.next++]!;
-      if (f.size === 0) continue;
-      let fd: number;
-      try {
-        // O_NOFOLLOW: a file replaced by a symlink is not followed; O_NONBLOCK: one replaced by a fifo does not hang.
-        fd = openSync(f.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-      } catch (e) {
-        throw PfsError.io(`opening ${f.path.toString()}`, e);
-      }
-      this.fd = fd;
-      this.file = f;
-      this.done = 0;
-      let regular: boolean;
-      try {
-        regular = fstatSync(fd).isFile();
-      } catch (e) {
-        this.close();
-        throw PfsError.io(`fstat ${f.path.toString()}`, e);
-      }
-      if (!regular) {
-        this.close();
-        throw changed(f, "stopped being a regular file");
-      }
-      return true;
+      if (f.size > 0) return f;
+    }
+  }
+
+  private whole(f: StreamFile, dest: Uint8Array): number {
+    let n: number;
+    try {
+      n = this.readfile!(f.path, dest.subarray(0, f.size + 1));
+    } catch (e) {
+      const syscall = (e as NodeJS.ErrnoException).syscall;
+      throw PfsError.io(`${syscall === "open" ? "opening" : syscall === "read" ? "reading" : "fstat"} ${f.path.toString()}`, e);
+    }
+    if (n < 0) throw changed(f, "stopped being a regular file");
+    if (n > f.size) throw changed(f, `grew beyond its ${f.size} bytes`);
+    if (n < f.size) throw changed(f, `shrank from ${f.size} to ${n} bytes`);
+    return n;
+  }
+
+  private open(f: StreamFile): void {
+    let fd: number;
+    try {
+      // O_NOFOLLOW: a file replaced by a symlink is not followed; O_NONBLOCK: one replaced by a fifo does not hang.
+      fd = openSync(f.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (e) {
+      throw PfsError.io(`opening ${f.path.toString()}`, e);
+    }
+    this.fd = fd;
+    this.file = f;
+    this.done = 0;
+    let regular: boolean;
+    try {
+      regular = fstatSync(fd).isFile();
+    } catch (e) {
+      this.close();
+      throw PfsError.io(`fstat ${f.path.toString()}`, e);
+    }
+    if (!regular) {
+      this.close();
+      throw changed(f, "stopped being a regular file");
     }
   }
 
@@ -122,9 +150,9 @@ export class StreamReader {
  * iteration (one read buffer is reused); consumers copy what they keep.
  * It is a plain generator, so `for await` consumers work too.
  */
-export function* readStream(files: readonly StreamFile[]): Generator<Uint8Array> {
+export function* readStream(files: readonly StreamFile[], opts: { native?: boolean } = {}): Generator<Uint8Array> {
   const buf = Buffer.allocUnsafe(READ_SIZE);
-  const r = new StreamReader(files);
+  const r = new StreamReader(files, undefined, opts);
   try {
     for (let n = r.read(buf); n > 0; n = r.read(buf)) yield buf.subarray(0, n);
   } finally {

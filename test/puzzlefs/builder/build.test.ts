@@ -4,6 +4,12 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode, PfsError } from "../../../src/common/errors.ts";
 import { build, type BuildOptions, type BuildResult } from "../../../src/puzzlefs/builder/build.ts";
+import { ChunkMapper } from "../../../src/puzzlefs/builder/chunkmap.ts";
+import { chunkAll } from "../../../src/puzzlefs/builder/fastcdc.ts";
+import { readStream } from "../../../src/puzzlefs/builder/stream.ts";
+import { walk } from "../../../src/puzzlefs/builder/walk.ts";
+import { decodeRootfs } from "../../../src/puzzlefs/format/decode.ts";
+import { encodeRootfs } from "../../../src/puzzlefs/format/encode.ts";
 import { openImage } from "../../../src/puzzlefs/reader/image.ts";
 import { fsVerityHex } from "../../../src/puzzlefs/verity.ts";
 import { blobBytesTotal, blobNames, layoutListing, manifestOf, readIndexJson, rootfsViaCapnp } from "../../helpers/layout-check.ts";
@@ -125,6 +131,33 @@ describe("build: spec §6 vectors, byte for byte", () => {
 });
 
 describe("build: reproducible", () => {
+  it("walks while it streams: later directories of many small and empty files get the inodes of a walk done first", async () => {
+    // Walk order: "a" (9 MiB: the builder walks on only after that much data), then 60
+    // directories of empty and small files, a hard link back to the first, an empty last file.
+    const spec: TreeSpec = [["a", { type: "file", data: randomBytes(9 << 20, 5) }]];
+    for (let i = 0; i < 60; i++) {
+      const d = `d${String(i).padStart(2, "0")}`;
+      spec.push([d, { type: "dir" }], [`${d}/e`, { type: "file" }], [`${d}/f`, { type: "file", data: textBytes(3000 + 97 * i, i) }], [`${d}/g`, { type: "file" }]);
+    }
+    spec.push(["d59/link", { type: "hardlink", to: "d00/f" }], ["z", { type: "file" }]);
+    const src = scratch();
+    makeTree(src, spec);
+    const out = join(scratch(), "oci");
+    const r = await build(src, out, "t", { workers: 2 });
+    expect(r.stats).toMatchObject({ files: 182, dirs: 61, hardlinks: 1, workers: 2 });
+    // The reference: the whole walk first, then the stream, chunked at once (noop blob name = sha256 of the chunk).
+    const ref = walk(src);
+    const parts: Buffer[] = [];
+    for (const b of readStream(ref.stream)) parts.push(Buffer.from(b));
+    const mapper = new ChunkMapper(ref.stream);
+    for (const c of chunkAll(Buffer.concat(parts))) mapper.add(c.length, new Uint8Array(Buffer.from(sha256hex(c.data), "hex")), false);
+    expect(mapper.complete).toBe(true);
+    // Byte for byte: the built rootfs is that walk's inodes (with the build's fsVerityData).
+    const bytes = readFileSync(join(out, "blobs/sha256", r.rootfsHex));
+    const { fsVerityData } = decodeRootfs(bytes);
+    expect(Buffer.from(encodeRootfs({ metadatas: [{ inodes: ref.inodes }], fsVerityData, manifestVersion: 3n })).equals(bytes)).toBe(true);
+  });
+
   it("the same tree from two source directories, built twice, inline and with 2 worker threads, gives one layout", async () => {
     const spec = tortureSpec({ bigFileBytes: 2 << 20 });
     const a = scratch();

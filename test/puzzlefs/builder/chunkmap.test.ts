@@ -31,6 +31,18 @@ describe("ChunkMapper (spec §3.4)", () => {
     expect([0, 2, 3, 5].map((i) => fs[i]!.chunks.length)).toEqual([0, 0, 0, 0]);
   });
 
+  it("files may be appended while mapping (the walk runs ahead of the stream); empty ones still get no slices", () => {
+    const fs = files(5);
+    const m = new ChunkMapper(fs);
+    m.add(5, d(1), false);
+    expect(m.complete).toBe(true);
+    fs.push(...files(0, 3, 0).map((f, i) => ({ ...f, ino: BigInt(10 + i) })));
+    expect(m.complete).toBe(false);
+    m.add(3, d(2), false);
+    expect(m.complete).toBe(true);
+    expect(fs.map(slices)).toEqual([[[1, 0, 5, false]], [], [[2, 0, 3, false]], []]);
+  });
+
   it("an all-empty stream is complete at once; bytes past the end are an internal error", () => {
     expect(new ChunkMapper(files(0, 0)).complete).toBe(true);
     const m = new ChunkMapper(files(4));

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeRootfs } from "../../../src/puzzlefs/format/encode.ts";
@@ -12,6 +12,7 @@ import { readStream } from "../../../src/puzzlefs/builder/stream.ts";
 import { devMajorMinor, walk, type BaseLookup, type WalkResult } from "../../../src/puzzlefs/builder/walk.ts";
 import { capnpEsDecode } from "../../helpers/rootfs-oracles.ts";
 import { MIXED_TREE, makeTree, removeTree, tempDir, type TreeSpec } from "../../helpers/tree.ts";
+import { makeTortureTree, olderTortureSpec, tortureSpec } from "../../helpers/torture-tree.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -239,6 +240,79 @@ describe("walk: delta builds (spec §3.9)", () => {
   });
 });
 
+describe("walk: the C directory scan (native/pfs_native.c scandir) against Node's fs", () => {
+  it("gives the same walk, with and without a base, over every kind of object", () => {
+    expect(hasNativeAddon()).toBe(true);
+    const d = tempDir();
+    dirs.push(d);
+    makeTortureTree(d, tortureSpec());
+    const old = tempDir();
+    dirs.push(old);
+    makeTortureTree(old, olderTortureSpec());
+    // A base lookup over the older tree's walk (paths → inos), as a delta build has.
+    const prev = walk(old, undefined, { native: false });
+    const byIno = new Map(prev.inodes.map((n) => [n.ino, n]));
+    const base: BaseLookup = {
+      maxInode: prev.inodes.at(-1)!.ino,
+      lookup(components) {
+        let n = byIno.get(1n)!;
+        for (const c of components) {
+          if (n.mode.kind !== "dir") return null;
+          const e = n.mode.entries.find((x) => Buffer.from(x.name).equals(Buffer.from(c)));
+          if (!e) return null;
+          n = byIno.get(e.ino)!;
+        }
+        return { ino: n.ino, entries: n.mode.kind === "dir" ? n.mode.entries : null };
+      },
+    };
+    for (const b of [undefined, base]) {
+      const js = walk(d, b, { native: false });
+      const c = walk(d, b);
+      expect(c.inodes.length).toBeGreaterThan(30);
+      expect(c.inodes).toEqual(js.inodes);
+      expect(c.stream.map((f) => [f.path, f.size, f.ino])).toEqual(js.stream.map((f) => [f.path, f.size, f.ino]));
+      expect(c.counts).toEqual(js.counts);
+    }
+    // Both rootfs encodings are the same bytes.
+    expect(Buffer.from(encodeRootfs({ metadatas: [{ inodes: walk(d).inodes }], fsVerityData: [], manifestVersion: 3n }))).toEqual(
+      Buffer.from(encodeRootfs({ metadatas: [{ inodes: walk(d, undefined, { native: false }).inodes }], fsVerityData: [], manifestVersion: 3n })),
+    );
+  });
+
+  it("reads every file like Node's fs: same bytes, same errors", async () => {
+    const d = tree([["a", { type: "file", data: "aaaa" }], ["b", { type: "file", data: Buffer.alloc(2 << 20, 3) }], ["c", { type: "file", data: "cc" }]]);
+    const all = async (r: WalkResult, native: boolean) => {
+      const parts: Buffer[] = [];
+      for await (const x of readStream(r.stream, { native })) parts.push(Buffer.from(x));
+      return Buffer.concat(parts);
+    };
+    const r = walk(d);
+    const [c, js] = [await all(r, true), await all(r, false)];
+    expect(c.length).toBe((2 << 20) + 6);
+    expect(c.equals(js)).toBe(true);
+    const failure = async (native: boolean) => all(walk(d), native).then(() => "no error", (e: Error) => e.message);
+    const cases: Array<[() => void, RegExp]> = [
+      [() => appendFileSync(join(d, "a"), "more"), /\/a: grew beyond its 4 bytes while the image was being built/],
+      [() => writeFileSync(join(d, "c"), "c"), /\/c: shrank from 2 to 1 bytes/],
+      [() => execFileSync("ln", ["-sf", "b", join(d, "c")]), /opening .*\/c: ELOOP/],
+      [() => (rmSync(join(d, "c")), execFileSync("mkfifo", [join(d, "c")])), /\/c: stopped being a regular file/],
+    ];
+    for (const [change, expected] of cases) {
+      const r2 = walk(d);
+      change();
+      const seen = [await all(r2, true).then(() => "no error", (e: Error) => e.message), await all(r2, false).then(() => "no error", (e: Error) => e.message)];
+      expect(seen[0]).toMatch(expected);
+      // The same message, up to the system's wording of the errno (strerror vs libuv's).
+      expect(seen[0]!.replace(/ \(.*$/s, "")).toBe(seen[1]!.replace(/ \(.*$/s, ""));
+      rmSync(join(d, "a"));
+      rmSync(join(d, "c"));
+      writeFileSync(join(d, "a"), "aaaa");
+      writeFileSync(join(d, "c"), "cc");
+    }
+    expect(await failure(true)).toBe("no error");
+  });
+});
+
 describe("walk: bad input", () => {
   it("names a missing rootfs and refuses a rootfs that is not a directory", () => {
     expect(() => walk("/nonexistent/rootfs")).toThrow(/\/nonexistent\/rootfs: not found/);
@@ -250,9 +324,13 @@ describe("walk: bad input", () => {
     const d = tree([["locked", { type: "dir", mode: 0o000 }], ["ok", { type: "file" }]]);
     execFileSync("chmod", ["755", d]);
     const script = `import { walk } from ${JSON.stringify(join(process.cwd(), "src/puzzlefs/builder/walk.ts"))};
-      try { walk(${JSON.stringify(d)}); console.log("no error"); } catch (e) { console.log(e.code + " " + e.message); }`;
+      for (const native of [true, false]) {
+        try { walk(${JSON.stringify(d)}, undefined, { native }); console.log("no error"); } catch (e) { console.log(e.code + " " + e.message); }
+      }`;
     const out = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { uid: 65534, gid: 65534, encoding: "utf8" });
-    expect(out.stdout.trim()).toMatch(/^IO reading directory .*\/locked: EACCES/);
+    const [c, js] = out.stdout.trim().split("\n");
+    expect(c).toMatch(/^IO reading directory .*\/locked: EACCES/);
+    expect(c!.replace(/ \(.*$/s, "")).toBe(js!.replace(/ \(.*$/s, ""));
   });
 
 });
