@@ -382,25 +382,39 @@ static napi_value js_fsverity(napi_env env, napi_callback_info info) {
 #define SEEK_LEVEL 3
 #define ZEEKSTD_OUT_BUF 131591
 
-static void free_cctx(napi_env env, void *data, void *hint) {
+/* Per Node environment (main thread, each worker): one compression context
+ * and one output buffer, reused from call to call (a fresh malloc of a
+ * 256 KiB chunk's output is an mmap and page faults every time). */
+struct seek_state {
+  ZSTD_CCtx *cctx;
+  uint8_t *out;
+  size_t cap;
+};
+
+static void free_state(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
-  ZSTD_freeCCtx(data);
+  struct seek_state *st = data;
+  ZSTD_freeCCtx(st->cctx);
+  free(st->out);
+  free(st);
 }
 
-/* One compression context per Node environment (main thread, each worker). */
-static ZSTD_CCtx *env_cctx(napi_env env) {
-  void *c = NULL;
-  if (napi_get_instance_data(env, &c) == napi_ok && c) return c;
-  ZSTD_CCtx *cctx = ZSTD_createCCtx();
-  if (!cctx) return NULL;
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, SEEK_LEVEL);
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
-  if (napi_set_instance_data(env, cctx, free_cctx, NULL) != napi_ok) {
-    ZSTD_freeCCtx(cctx);
+static struct seek_state *env_state(napi_env env) {
+  void *d = NULL;
+  if (napi_get_instance_data(env, &d) == napi_ok && d) return d;
+  struct seek_state *st = calloc(1, sizeof *st);
+  if (!st) return NULL;
+  st->cctx = ZSTD_createCCtx();
+  if (!st->cctx) return (free(st), NULL);
+  ZSTD_CCtx_setParameter(st->cctx, ZSTD_c_compressionLevel, SEEK_LEVEL);
+  ZSTD_CCtx_setParameter(st->cctx, ZSTD_c_checksumFlag, 0);
+  if (napi_set_instance_data(env, st, free_state, NULL) != napi_ok) {
+    ZSTD_freeCCtx(st->cctx);
+    free(st);
     return NULL;
   }
-  return cctx;
+  return st;
 }
 
 /* ZSTD_e_end with no input until the frame is flushed; returns 0 or a zstd error code. */
@@ -426,17 +440,22 @@ static napi_value js_seekable(napi_env env, napi_callback_info info) {
   size_t len;
   void *data;
   if (u8_arg(env, info, "seekable", &data, &len) != 0) return NULL;
-  ZSTD_CCtx *c = env_cctx(env);
-  if (!c) {
+  struct seek_state *st = env_state(env);
+  if (!st) {
     napi_throw_error(env, "ENOMEM", "seekable: cannot create a zstd context");
     return NULL;
   }
+  ZSTD_CCtx *c = st->cctx;
   size_t frames = len == 0 ? 1 : (len + SEEK_FRAME - 1) / SEEK_FRAME;
   size_t cap = frames * (ZSTD_compressBound(SEEK_FRAME) + 9) + frames * 8 + 17;
-  uint8_t *out = malloc(cap);
+  if (st->cap < cap) {
+    free(st->out);
+    st->out = malloc(cap);
+    st->cap = st->out ? cap : 0;
+  }
+  uint8_t *out = st->out;
   uint32_t *table = malloc(frames * 2 * sizeof(uint32_t));
   if (!out || !table) {
-    free(out);
     free(table);
     napi_throw_error(env, "ENOMEM", "seekable: out of memory");
     return NULL;
@@ -479,11 +498,9 @@ static napi_value js_seekable(napi_env env, napi_callback_info info) {
   void *copy;
   size_t total = (size_t)(p - out);
   if (napi_create_buffer_copy(env, total, out, &copy, &result) != napi_ok) result = NULL;
-  free(out);
   return result;
 fail:
   ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
-  free(out);
   free(table);
   napi_throw_error(env, "EZSTD", ZSTD_getErrorName(err));
   return NULL;
