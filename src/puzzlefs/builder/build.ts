@@ -3,9 +3,11 @@
  * §3.8 assembly; deltas §3.9).
  *
  *   1. walk the tree (walk.ts, §3.1–3.2), delta: against the base's layers;
- *   2. stream the regular files' bytes (stream.ts), cut them with FastCDC
- *      (§3.3), store every chunk with put_blob (§3.5, in parallel:
- *      chunk-pool.ts) and map chunks onto files (§3.4), all in chunk order;
+ *   2. stream the regular files' bytes (stream.ts) straight into slabs, cut
+ *      them with FastCDC in place (§3.3, fastcdc.ts SlabCdc), store every
+ *      chunk with put_blob (§3.5, in parallel: chunk-pool.ts) and map chunks
+ *      onto files (§3.4), all in chunk order. Steps 1 and 2 overlap: the
+ *      walk goes on a directory at a time as the stream needs more files;
  *   3. rootfs = {metadatas: [new] (+ base layers), fsVerityData sorted and
  *      unique (∪ base's), manifestVersion 3}, encoded byte-exactly (§2.5),
  *      stored raw as layers[0] with its fs-verity annotation;
