@@ -47,7 +47,7 @@ export async function buildCommand(rootfs: string, ref: string, opts: BuildCliOp
       compression: opts.compression,
       baseTag: opts.baseLayer,
       workers: opts.jobs,
-      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, p.phase === "data" ? `${p.chunks} chunks` : "writing metadata"),
+      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, p.phase === "metadata" ? "writing metadata" : `${p.chunks} chunks${p.walking ? ", still listing the tree" : ""}`),
     });
   } finally {
     bar.stop();

@@ -56,8 +56,10 @@ export interface BuildProgress {
   bytesRead: number;
   /** Stream bytes whose chunks are stored. */
   bytesDone: number;
-  /** Σ regular file sizes (the stream length). */
+  /** Σ regular file sizes (the stream length); while `walking`, of the files found so far. */
   bytesTotal: number;
+  /** The walk is still going (it runs a directory per read, ahead of the stream): bytesTotal may grow. */
+  walking: boolean;
   chunks: number;
 }
 
@@ -133,7 +135,9 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
   // tree to be listed. Enough of it is walked first to choose the number of
   // workers: the whole tree if it is small.
   const walker = new Walker(rootfs, base?.lookup);
-  while (walker.counts.bytes < PARALLEL_MIN_BYTES && walker.step());
+  let walking = true;
+  const walkOn = () => (walking &&= walker.step());
+  while (walker.counts.bytes < PARALLEL_MIN_BYTES && walkOn());
   layout ??= await OciLayout.init(dir);
   const before = (await layout.readIndex(true)).manifests.find((d) => tagOf(d) === tag);
   await layout.putEmptyConfig();
@@ -153,8 +157,8 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
     metadataLayers: 0,
     workers,
   };
-  const progress: BuildProgress = { phase: "data", bytesRead: 0, bytesDone: 0, bytesTotal: walker.counts.bytes, chunks: 0 };
-  const report = () => opts.onProgress?.({ ...progress, bytesTotal: walker.counts.bytes });
+  const progress: BuildProgress = { phase: "data", bytesRead: 0, bytesDone: 0, bytesTotal: walker.counts.bytes, walking, chunks: 0 };
+  const report = () => opts.onProgress?.({ ...progress, bytesTotal: walker.counts.bytes, walking });
   report();
 
   const mapper = new ChunkMapper(walker.stream);
@@ -204,9 +208,12 @@ export async function build(rootfs: string | Buffer, dir: string, tag: string, o
       }
     };
     const cdc = new SlabCdc(() => pool.acquireSlab());
-    const reader = new StreamReader(walker.stream, () => walker.step());
+    const reader = new StreamReader(walker.stream, walkOn);
     try {
       for (;;) {
+        // A directory per read keeps the walk well ahead of the stream (a step lists a
+        // whole directory, a read takes at most one file), so the total is soon final.
+        walkOn();
         const dest = cdc.writable();
         const n = reader.read(dest.length > READ_SIZE ? dest.subarray(0, READ_SIZE) : dest);
         if (n === 0) break;

@@ -357,4 +357,25 @@ describe("build: bad input", () => {
     expect(r.stats.chunks).toBe(4);
     expect(fsVerityHex(manifestOf(r.dir, "m").bytes)).toBe(r.manifestVerity);
   });
+
+  it("while the walk still runs the total may grow and says so; it is final long before the data is", async () => {
+    // 9 MiB first (the walk stops there to start the workers), then 80 directories of small files.
+    const spec: TreeSpec = [["a", { type: "file", data: randomBytes(9 << 20, 9) }]];
+    for (let i = 0; i < 80; i++) {
+      const d = `d${String(i).padStart(2, "0")}`;
+      spec.push([d, { type: "dir" }], ...Array.from({ length: 5 }, (_, k): TreeSpec[number] => [`${d}/f${k}`, { type: "file", data: textBytes(20_000, i * 5 + k) }]));
+    }
+    const seen: Array<{ read: number; total: number; walking: boolean }> = [];
+    const r = await build(tree(spec), join(scratch(), "oci"), "w", { workers: 2, onProgress: (p) => seen.push({ read: p.bytesRead, total: p.bytesTotal, walking: p.walking }) });
+    const total = r.stats.bytes;
+    expect(total).toBe((9 << 20) + 400 * 20_000);
+    expect(seen[0]).toMatchObject({ walking: true });
+    expect(seen[0]!.total).toBeLessThan(total);
+    // Once the walk has ended the total is the stream length, and stays so.
+    const ended = seen.findIndex((p) => !p.walking);
+    expect(seen.slice(ended).every((p) => !p.walking && p.total === total)).toBe(true);
+    expect(seen.slice(0, ended).every((p) => p.walking && p.total <= total)).toBe(true);
+    // 80 directories, one per read at least: the walk ends within the first reads of small files.
+    expect(seen[ended]!.read).toBeLessThan((9 << 20) + 100 * 20_000);
+  });
 });
