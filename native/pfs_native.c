@@ -88,11 +88,20 @@ static char *cstr(napi_env env, napi_value v, const char *what) {
   return s;
 }
 
-static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+/* The single Buffer argument of a call, as a C string (NULL: a TypeError is pending). */
+static char *path_arg(napi_env env, napi_callback_info info, const char *what) {
   size_t argc = 1;
-  napi_value argv[1], out = NULL;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char *path = cstr(env, argv[0], "path must be a Buffer");
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) {
+    napi_throw_type_error(env, NULL, what);
+    return NULL;
+  }
+  return cstr(env, argv[0], what);
+}
+
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  napi_value out = NULL;
+  char *path = path_arg(env, info, "path must be a Buffer");
   if (!path) return NULL;
   char *buf = NULL;
   ssize_t n;
@@ -536,10 +545,8 @@ static int dent_cmp(const void *a, const void *b) {
  * Stats object, a full path walk for the lstat, and the calls themselves.
  */
 static napi_value js_scandir(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], out = NULL;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char *dir = cstr(env, argv[0], "dir must be a Buffer");
+  napi_value out = NULL;
+  char *dir = path_arg(env, info, "dir must be a Buffer");
   if (!dir) return NULL;
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
